@@ -1,0 +1,92 @@
+"""Every config key of sora_jax, with defaults sized for a small accelerator run.
+
+Variants import this file and override a few keys. Launch:
+
+  sora-jax train --config=configs/default.py --workdir=runs/default
+  sora-jax train --config=configs/tiny_cpu.py --workdir=runs/tiny --config.train.steps=100
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "shapes"
+  c.data.data_dir = "data/tfds"  # relative paths resolve against the working directory
+  c.data.frames = 16
+  c.data.height = 32
+  c.data.width = 32
+  c.data.num_train = 20_000
+  c.data.num_test = 256
+  c.data.max_objects = 1
+  c.data.text_len = 96  # bytes of caption kept (plus a BOS token)
+  c.data.num_workers = 0  # Grain worker processes; part of the checkpointed data contract
+
+  c.model = ml_collections.ConfigDict()
+  c.model.width = 384
+  c.model.depth = 12
+  c.model.num_heads = 6
+  c.model.mlp_ratio = 4.0
+  c.model.patch = (1, 4, 4)  # (pt, ph, pw)
+  c.model.channels = 3
+  c.model.text_width = 256
+  c.model.text_depth = 2
+  c.model.text_heads = 4
+  c.model.rope_theta = 10_000.0
+  c.model.dtype = "float32"  # matmul / activation dtype
+  c.model.param_dtype = "float32"
+  c.model.remat = False
+
+  c.diffusion = ml_collections.ConfigDict()
+  c.diffusion.schedule = "cosine"  # cosine | linear | rectified_flow
+  c.diffusion.shift = 1.0  # >1 moves time toward noise (resolution shift)
+  c.diffusion.prediction = "v"  # v | eps | x0 | flow
+  c.diffusion.loss_weighting = "min_snr"  # none | min_snr
+  c.diffusion.min_snr_gamma = 5.0
+  c.diffusion.caption_dropout = 0.1
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 100_000
+  c.train.batch_size = 64
+  c.train.lr = 3e-4
+  c.train.min_lr_ratio = 0.1
+  c.train.warmup_steps = 1_000
+  c.train.weight_decay = 0.01
+  c.train.b2 = 0.99
+  c.train.grad_clip = 1.0
+  c.train.ema_decay = 0.999
+  c.train.log_every = 50
+  c.train.checkpoint_every = 1_000
+  c.train.max_to_keep = 3
+
+  c.sample = ml_collections.ConfigDict()
+  c.sample.steps = 50
+  c.sample.guidance = 4.0
+  c.sample.eta = 0.0
+  c.sample.use_ema = True
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_prompts = 16
+  c.eval.seeds = 1
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # -1: all devices not taken by the other axes
+  c.mesh.fsdp = 1
+  c.mesh.tensor = 1
+  c.mesh.sequence = 1
+  # logical axis name -> mesh axis (or axes); the only place this mapping lives.
+  c.mesh.rules = (
+      ("batch", ("data", "fsdp")),
+      ("embed", "fsdp"),
+      ("mlp", "tensor"),
+      ("heads", "tensor"),
+      ("kv", None),
+      ("vocab", None),
+      ("patch", None),
+      ("tokens", "sequence"),
+      ("text_tokens", None),
+  )
+  return c

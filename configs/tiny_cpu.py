@@ -1,0 +1,29 @@
+"""A model small enough to train on a 2-core CPU in minutes: the `make demo` config.
+
+  sora-jax train --config=configs/tiny_cpu.py --workdir=runs/demo
+"""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.data.num_train = 4_000
+  c.data.num_test = 64
+  c.model.width = 192
+  c.model.depth = 4
+  c.model.num_heads = 4
+  c.model.patch = (2, 8, 8)
+  c.model.text_width = 128
+  c.model.text_depth = 1
+  c.model.text_heads = 4
+  c.train.steps = 1_500
+  c.train.batch_size = 16
+  c.train.lr = 1e-3
+  c.train.warmup_steps = 100
+  c.train.ema_decay = 0.995
+  c.train.log_every = 25
+  c.train.checkpoint_every = 500
+  c.sample.steps = 30
+  c.sample.guidance = 3.0
+  return c

@@ -1,0 +1,75 @@
+"""What the model predicts (v, eps, x0, flow), its regression target, and loss weights.
+
+Every prediction type is a linear function of (x0, eps) at a given (alpha, sigma), so converting a
+prediction back to (x0_hat, eps_hat) - which DDIM needs - is exact for every schedule.
+"""
+
+import jax.numpy as jnp
+
+from sora_jax.diffusion import schedules
+
+PREDICTIONS = ("v", "eps", "x0", "flow")
+WEIGHTINGS = ("none", "min_snr")
+_TINY = 1e-8
+
+
+def check(prediction: str, weighting: str = "none") -> None:
+  if prediction not in PREDICTIONS:
+    raise ValueError(f"diffusion.prediction={prediction!r}; allowed: {', '.join(PREDICTIONS)}")
+  if weighting not in WEIGHTINGS:
+    raise ValueError(f"diffusion.loss_weighting={weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
+
+
+def _bcast(a, x):
+  """alpha / sigma of shape [B] -> broadcastable against x [B, ...]."""
+  a = jnp.asarray(a, jnp.float32)
+  return a.reshape(a.shape + (1,) * (x.ndim - a.ndim))
+
+
+def noisy(x0, eps, alpha, sigma):
+  """x_t = alpha x0 + sigma eps, with per-example alpha / sigma [B]."""
+  return _bcast(alpha, x0) * x0 + _bcast(sigma, x0) * eps
+
+
+def target(prediction, x0, eps, alpha, sigma):
+  """The regression target for `prediction` given the clean x0 and the noise eps."""
+  check(prediction)
+  a, s = _bcast(alpha, x0), _bcast(sigma, x0)
+  return {"v": lambda: a * eps - s * x0, "eps": lambda: eps, "x0": lambda: x0,
+          "flow": lambda: eps - x0}[prediction]()
+
+
+def to_x0_eps(prediction, pred, x_t, alpha, sigma):
+  """Inverts `target`: (x0_hat, eps_hat) from a prediction at x_t = alpha x0 + sigma eps."""
+  check(prediction)
+  a, s = _bcast(alpha, x_t), _bcast(sigma, x_t)
+  if prediction == "x0":
+    return pred, (x_t - a * pred) / jnp.maximum(s, _TINY)
+  if prediction == "eps":
+    return (x_t - s * pred) / jnp.maximum(a, _TINY), pred
+  if prediction == "v":  # v = a eps - s x0
+    norm = a**2 + s**2
+    return (a * x_t - s * pred) / norm, (s * x_t + a * pred) / norm
+  x0 = (x_t - s * pred) / jnp.maximum(a + s, _TINY)  # flow: u = eps - x0
+  return x0, x0 + pred
+
+
+def x0_error_scale(prediction, alpha, sigma):
+  """c such that an error e in the prediction is an error c * e in x0_hat."""
+  check(prediction)
+  a, s = jnp.asarray(alpha), jnp.asarray(sigma)
+  return {"x0": lambda: jnp.ones_like(a), "eps": lambda: s / jnp.maximum(a, _TINY),
+          "v": lambda: s / (a**2 + s**2), "flow": lambda: s / jnp.maximum(a + s, _TINY)}[prediction]()
+
+
+def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
+  """Per-example weight of the squared prediction error.
+
+  min_snr (Hang et al. 2023) weighs the x0 error by min(SNR, gamma); here it is carried into the
+  prediction's own space through `x0_error_scale`, so it means the same for every prediction type.
+  """
+  check(prediction, weighting)
+  if weighting == "none":
+    return jnp.ones_like(jnp.asarray(alpha))
+  w_x0 = jnp.minimum(schedules.snr(alpha, sigma), gamma)
+  return w_x0 * x0_error_scale(prediction, alpha, sigma) ** 2

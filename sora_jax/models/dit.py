@@ -1,0 +1,82 @@
+"""VideoDiT: a diffusion transformer over spacetime patch tokens, conditioned on text and time.
+
+Every token attends to every other token of the clip (full spacetime attention with 3D RoPE), so
+the model sees all frames at once - the "foresight" that keeps subjects consistent - and one set of
+weights serves images and videos of any duration, resolution and aspect ratio.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from sora_jax.models import layers, patching, rope
+from sora_jax.models.text import TextEncoder
+from sora_jax.parallel.rules import constrain
+
+TIME_FEATURES = 256
+
+
+class DiTBlock(nnx.Module):
+  """Self-attention + cross-attention to text + MLP, with adaLN-Zero modulation by `c`."""
+
+  def __init__(self, dim, num_heads, mlp_ratio, rngs, *, dtype, param_dtype):
+    kw = dict(dtype=dtype, param_dtype=param_dtype)
+    self.norm1 = layers.layer_norm(dim, rngs)
+    self.attn = layers.Attention(dim, num_heads, rngs, **kw)
+    self.norm_cross = layers.layer_norm(dim, rngs, affine=True, param_dtype=param_dtype)
+    self.cross = layers.Attention(dim, num_heads, rngs, **kw)
+    self.norm2 = layers.layer_norm(dim, rngs)
+    self.mlp = layers.Mlp(dim, int(dim * mlp_ratio), rngs, **kw)
+    # Zero-initialised modulation: every block starts as the identity (adaLN-Zero).
+    self.ada = layers.dense(dim, 6 * dim, ("embed", "mlp"), rngs, zero=True, **kw)
+
+  def __call__(self, x, c, text, text_mask, angles):
+    shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(self.ada(jax.nn.silu(c)), 6, -1)
+    h = layers.modulate(self.norm1(x), shift1, scale1)
+    x = x + gate1[:, None] * self.attn(h, angles=angles)
+    x = x + self.cross(self.norm_cross(x), context=text, mask=text_mask)
+    h = layers.modulate(self.norm2(x), shift2, scale2)
+    x = x + gate2[:, None] * self.mlp(h)
+    return constrain(x, ("batch", "tokens", "embed"))
+
+
+class VideoDiT(nnx.Module):
+  """Noisy video [B, T, H, W, C], time t [B] in [0, 1], text bytes [B, L] -> prediction like x."""
+
+  def __init__(self, cfg, *, text_len: int, rngs: nnx.Rngs):
+    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    kw = dict(dtype=dtype, param_dtype=param_dtype)
+    dim = cfg.width
+    self.patch, self.channels, self.remat = tuple(cfg.patch), cfg.channels, cfg.remat
+    self.head_dim, self.rope_theta = dim // cfg.num_heads, cfg.rope_theta
+    rope.axis_dims(self.head_dim)  # validates the head dimension early
+    patch_dim = math.prod(self.patch) * cfg.channels
+    self.patch_embed = layers.dense(patch_dim, dim, ("patch", "embed"), rngs, **kw)
+    self.time_in = layers.dense(TIME_FEATURES, dim, (None, "embed"), rngs, **kw)
+    self.time_out = layers.dense(dim, dim, ("embed", None), rngs, **kw)
+    self.text = TextEncoder(cfg, text_len, dim, rngs, **kw)
+    self.text_pool = layers.dense(dim, dim, ("embed", None), rngs, **kw)
+    self.blocks = nnx.List([
+        DiTBlock(dim, cfg.num_heads, cfg.mlp_ratio, rngs, **kw) for _ in range(cfg.depth)])
+    self.final_norm = layers.layer_norm(dim, rngs)
+    self.final_ada = layers.dense(dim, 2 * dim, ("embed", None), rngs, zero=True, **kw)
+    self.final = layers.dense(dim, patch_dim, ("embed", "patch"), rngs, zero=True, **kw)
+
+  def __call__(self, x, t, text):
+    grid = patching.grid_shape(x.shape, self.patch)
+    tokens = patching.patchify(x, self.patch)  # [B, N, pt*ph*pw*C]
+    h = constrain(self.patch_embed(tokens), ("batch", "tokens", "embed"))
+    angles = rope.frequencies(patching.grid_coords(grid), self.head_dim, self.rope_theta)
+    context, mask, pooled = self.text(text)
+    c = self.time_out(jax.nn.silu(self.time_in(layers.timestep_embedding(t, TIME_FEATURES))))
+    c = c + self.text_pool(pooled)  # [B, D]: time + global caption summary
+    for block in self.blocks:
+      if self.remat:
+        h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, mask, angles)
+      else:
+        h = block(h, c, context, mask, angles)
+    shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
+    out = self.final(layers.modulate(self.final_norm(h), shift, scale))
+    return patching.unpatchify(out.astype(jnp.float32), self.patch, grid, self.channels)

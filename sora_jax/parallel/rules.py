@@ -1,0 +1,46 @@
+"""Logical axis names -> mesh shardings. Models name axes; config maps names to mesh axes."""
+
+import contextlib
+
+import flax.linen as nn
+import jax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+
+def as_rules(rules_cfg) -> tuple:
+  """Config rules (lists from JSON or tuples) as the tuple-of-pairs flax expects."""
+  out = []
+  for name, axes in rules_cfg:
+    out.append((name, tuple(axes) if isinstance(axes, (list, tuple)) else axes))
+  return tuple(out)
+
+
+@contextlib.contextmanager
+def activate(mesh, rules):
+  """Makes `mesh` and `rules` current, so `constrain` and model creation see them."""
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    yield
+
+
+def logical_to_sharding(logical_tree, mesh, rules):
+  """A tree of logical PartitionSpecs -> a tree of NamedShardings on `mesh`."""
+  return nn.logical_to_mesh_sharding(logical_tree, mesh, rules)
+
+
+def named(mesh, rules, logical_axes) -> NamedSharding:
+  """The NamedSharding of an array whose axes carry `logical_axes` names."""
+  return NamedSharding(mesh, nn.logical_to_mesh_axes(logical_axes, rules))
+
+
+def replicated(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def constrain(x, logical_axes):
+  """Constrains an activation's sharding by logical names; a no-op outside a mesh."""
+  rules = nn.get_logical_axis_rules()
+  mesh = jax.sharding.get_abstract_mesh()
+  if not rules or mesh.empty:
+    return x
+  spec = nn.logical_to_mesh_axes(logical_axes, rules)
+  return jax.lax.with_sharding_constraint(x, spec)

@@ -1,0 +1,87 @@
+"""The train state as a pure pytree, the optimizer, and sharded creation on a mesh.
+
+State is created under `jax.eval_shape` first, its shardings derived from the logical axis names
+the model declares, and then materialised by a jitted init with those out_shardings, so full-size
+parameters never exist unsharded on one device.
+"""
+
+import flax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from sora_jax.models.dit import VideoDiT
+from sora_jax.parallel import rules as rules_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: nnx.State
+  opt_state: optax.OptState
+  ema_params: nnx.State
+
+
+def learning_rate(train_cfg) -> optax.Schedule:
+  """Linear warmup to `lr`, then cosine decay to `lr * min_lr_ratio` at `train.steps`."""
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=train_cfg.lr,
+      warmup_steps=min(train_cfg.warmup_steps, train_cfg.steps - 1),
+      decay_steps=train_cfg.steps, end_value=train_cfg.lr * train_cfg.min_lr_ratio)
+
+
+def make_optimizer(train_cfg) -> optax.GradientTransformation:
+  """AdamW with global-norm clipping; no weight decay on biases, norms and gains (ndim < 2)."""
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  return optax.chain(
+      optax.clip_by_global_norm(train_cfg.grad_clip),
+      optax.adamw(learning_rate(train_cfg), b1=0.9, b2=train_cfg.b2,
+                  weight_decay=train_cfg.weight_decay, mask=decay_mask))
+
+
+def build_model(config, seed: int) -> VideoDiT:
+  return VideoDiT(config.model, text_len=config.data.text_len + 1, rngs=nnx.Rngs(seed))
+
+
+def _init(config, tx) -> tuple[nnx.GraphDef, TrainState]:
+  model = build_model(config, config.seed)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  if rest:
+    raise ValueError(f"VideoDiT holds non-parameter state, which TrainState does not carry: {rest}")
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                     opt_state=tx.init(params), ema_params=jax.tree.map(jnp.copy, params))
+  return graphdef, state
+
+
+def state_shardings(abstract: TrainState, tx, mesh, rules) -> TrainState:
+  """NamedShardings of every leaf: params and EMA by their logical names, and each optimizer
+  moment like the parameter it belongs to; counters replicated."""
+  param_sh = rules_lib.logical_to_sharding(nnx.get_partition_spec(abstract.params), mesh, rules)
+  repl = rules_lib.replicated(mesh)
+  opt_sh = optax.tree_map_params(
+      tx, lambda _, sharding: sharding, abstract.opt_state, param_sh,
+      transform_non_params=lambda _: repl)
+  return TrainState(step=repl, params=param_sh, opt_state=opt_sh, ema_params=param_sh)
+
+
+def abstract_state(config, tx):
+  """(graphdef, TrainState of ShapeDtypeStructs) without allocating anything."""
+  graphdef = None
+
+  def init():
+    nonlocal graphdef
+    graphdef, state = _init(config, tx)
+    return state
+
+  abstract = jax.eval_shape(init)
+  return graphdef, abstract
+
+
+def create_state(config, mesh, rules, tx):
+  """(graphdef, TrainState, shardings): the state materialised directly in its shardings."""
+  graphdef, abstract = abstract_state(config, tx)
+  shardings = state_shardings(abstract, tx, mesh, rules)
+  state = jax.jit(lambda: _init(config, tx)[1], out_shardings=shardings)()
+  return graphdef, state, shardings

@@ -1,0 +1,95 @@
+"""The training step: a pure module-level function, jitted once with shardings and donation."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from sora_jax.data import tokenizer
+from sora_jax.diffusion import objectives, schedules
+from sora_jax.parallel import rules as rules_lib
+from sora_jax.train.state import TrainState, learning_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static (hashable) settings the step closes over."""
+  schedule: str
+  shift: float
+  prediction: str
+  weighting: str
+  min_snr_gamma: float
+  caption_dropout: float
+  ema_decay: float
+
+  @classmethod
+  def from_config(cls, config):
+    d = config.diffusion
+    schedules.check(d.schedule, d.shift)
+    objectives.check(d.prediction, d.loss_weighting)
+    return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
+               float(d.min_snr_gamma), float(d.caption_dropout), float(config.train.ema_decay))
+
+
+def null_text(batch: int, length: int):
+  """The unconditional caption: BOS then padding (what caption dropout trains and CFG uses)."""
+  return jnp.zeros((batch, length), jnp.int32).at[:, 0].set(tokenizer.BOS_ID)
+
+
+def diffusion_loss(params, graphdef, batch, key, cfg: StepConfig):
+  """Weighted regression of the model's prediction at a random time on a random noise draw."""
+  x0, text = batch["video"], batch["text"]
+  b = x0.shape[0]
+  k_t, k_eps, k_drop = jax.random.split(key, 3)
+  t = jax.random.uniform(k_t, (b,), minval=1e-4, maxval=1.0)
+  eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
+  alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
+  x_t = objectives.noisy(x0, eps, alpha, sigma)
+  drop = jax.random.bernoulli(k_drop, cfg.caption_dropout, (b,))
+  text = jnp.where(drop[:, None], null_text(b, text.shape[1]), text)
+  model = nnx.merge(graphdef, params)
+  with jax.named_scope("dit_forward"):
+    pred = model(x_t, t, text)
+  err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
+                 axis=tuple(range(1, x0.ndim)))  # [B]
+  weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
+  return jnp.mean(weight * err), jnp.mean(err)
+
+
+def ema_update(ema, params, decay: float, step):
+  """EMA with the usual warm start, so early averages are not dominated by the random init."""
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+
+
+def train_step(state: TrainState, batch, base_key, *, graphdef, tx, cfg: StepConfig, lr_fn):
+  """One optimizer update. The RNG is fold_in(base_key, step), so a resumed run repeats exactly."""
+  key = jax.random.fold_in(base_key, state.step)
+  grad_fn = jax.value_and_grad(diffusion_loss, has_aux=True)
+  (loss, raw_mse), grads = grad_fn(state.params, graphdef, batch, key, cfg)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state,
+                         ema_params=ema_update(state.ema_params, params, cfg.ema_decay, state.step))
+  metrics = {"loss": loss, "mse": raw_mse, "grad_norm": optax.global_norm(grads),
+             "param_norm": optax.global_norm(params), "lr": lr_fn(state.step)}
+  return new_state, metrics
+
+
+def batch_shardings(mesh, rules, batch_like):
+  """Batch arrays split over the `batch` logical axis, other axes replicated."""
+  return jax.tree.map(
+      lambda x: rules_lib.named(mesh, rules, ("batch",) + (None,) * (len(x.shape) - 1)),
+      batch_like)
+
+
+def jit_train_step(config, graphdef, tx, state_sharding, batch_sharding, mesh):
+  """train_step compiled with in/out shardings and the state donated."""
+  step = functools.partial(train_step, graphdef=graphdef, tx=tx,
+                           cfg=StepConfig.from_config(config), lr_fn=learning_rate(config.train))
+  repl = rules_lib.replicated(mesh)
+  return jax.jit(step, in_shardings=(state_sharding, batch_sharding, repl),
+                 out_shardings=(state_sharding, repl), donate_argnums=0)
