@@ -74,8 +74,8 @@ def train_step(state: TrainState, batch, base_key, *, graphdef, tx, cfg: StepCon
   params = optax.apply_updates(state.params, updates)
   new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state,
                          ema_params=ema_update(state.ema_params, params, cfg.ema_decay, state.step))
-  metrics = {"loss": loss, "mse": raw_mse, "grad_norm": optax.global_norm(grads),
-             "param_norm": optax.global_norm(params), "lr": lr_fn(state.step)}
+  metrics = {"loss": loss, "mse": raw_mse, "grad_norm": optax.tree.norm(grads),
+             "param_norm": optax.tree.norm(params), "lr": lr_fn(state.step)}
   return new_state, metrics
 
 

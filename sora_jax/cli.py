@@ -1,0 +1,149 @@
+"""`sora-jax train | sample | eval`: parses flags, calls the library, turns user errors into one line.
+
+  sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
+  sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
+  sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
+  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1]
+"""
+
+import argparse
+import os
+import sys
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+  """Bad input the user can fix; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):
+    raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="sora-jax", allow_abbrev=False, description=__doc__.splitlines()[0])
+  sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+  t = sub.add_parser("train", allow_abbrev=False, help="train (or resume) a run")
+  t.add_argument("--config", required=True)
+  t.add_argument("--workdir", required=True)
+  s = sub.add_parser("sample", allow_abbrev=False, help="generate videos from prompts")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--prompt", action="append", default=[])
+  s.add_argument("--prompts", help="a UTF-8 file with one prompt a line")
+  s.add_argument("--out", required=True, help="a file (one prompt) or a folder (several)")
+  s.add_argument("--format", help="mp4 | gif | png | npy, for a folder --out (default mp4)")
+  s.add_argument("--seed", type=int, default=0)
+  for name, kind in (("steps", int), ("guidance", float), ("eta", float), ("frames", int),
+                     ("height", int), ("width", int)):
+    s.add_argument(f"--{name}", type=kind)
+  e = sub.add_parser("eval", allow_abbrev=False, help="prompt adherence on held-out prompts")
+  e.add_argument("--workdir", required=True)
+  e.add_argument("--num_prompts", type=int)
+  e.add_argument("--seeds", type=int)
+  e.add_argument("--steps", type=int)
+  return p
+
+
+def _read_prompts(args) -> list[str]:
+  from sora_jax.data import tokenizer
+  prompts = list(args.prompt)
+  if args.prompts:
+    try:
+      with open(args.prompts, "rb") as f:
+        raw = f.read()
+    except OSError as e:
+      raise UsageError(f"--prompts={args.prompts}: cannot read ({e.strerror})") from None
+    try:
+      prompts += [line for line in raw.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+      raise UsageError(f"--prompts={args.prompts}: not UTF-8 text (byte {e.start})") from None
+  if not prompts:
+    raise UsageError("no prompt: give --prompt TEXT (repeatable) or --prompts FILE")
+  return [tokenizer.check_prompt(p) for p in prompts]
+
+
+def _output_paths(args, count: int) -> list[str]:
+  """Where each video goes; checked before any sampling, so bad paths cost nothing."""
+  from sora_jax.sample import video_io
+  if count == 1 and not args.format and not os.path.isdir(args.out):
+    video_io.format_of(args.out)
+    video_io.check_writable(args.out)
+    return [args.out]
+  fmt = args.format or "mp4"
+  if fmt not in video_io.FORMATS:
+    raise UsageError(f"--format={fmt}: allowed {', '.join(video_io.FORMATS)}")
+  if not os.path.isdir(args.out):
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+      raise UsageError(f"--out={args.out}: cannot create this folder ({parent} is missing or "
+                       "not writable)")
+    os.makedirs(args.out)
+  paths = [os.path.join(args.out, f"{i:03d}.{fmt}") for i in range(count)]
+  video_io.check_writable(paths[0])
+  return paths
+
+
+def cmd_train(args, overrides) -> None:
+  from sora_jax import configlib
+  from sora_jax.train import loop
+  config = configlib.load(args.config, overrides)
+  loop.train(config, args.workdir)
+  print(f"trained to step {config.train.steps}: {os.path.abspath(args.workdir)}")
+
+
+def cmd_sample(args) -> None:
+  from sora_jax.sample import pipeline, video_io
+  prompts = _read_prompts(args)
+  paths = _output_paths(args, len(prompts))
+  gen = pipeline.load(args.workdir)
+  videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
+                             guidance=args.guidance, eta=args.eta, frames=args.frames,
+                             height=args.height, width=args.width)
+  for path, prompt, video in zip(paths, prompts, videos):
+    video_io.write_video(path, video, metadata=pipeline.provenance(gen, prompt, args.seed))
+    print(path)
+  if len(paths) > 1:
+    sheet = os.path.join(args.out, "sheet.png")
+    video_io.write_sheet(sheet, list(videos), labels=prompts)
+    print(sheet)
+
+
+def cmd_eval(args) -> None:
+  from sora_jax.eval import run
+  from sora_jax.sample import pipeline
+  gen = pipeline.load(args.workdir)
+  cfg = gen.config.eval
+  prompts = run.heldout_prompts(gen.config.data, args.num_prompts or cfg.num_prompts)
+  report = run.evaluate(gen, prompts, seeds=args.seeds or cfg.seeds, steps=args.steps)
+  print(run.write_report(report, args.workdir))
+  print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
+
+
+def _quiet_libraries() -> None:
+  """TFDS and JAX log warnings a user cannot act on; keep the terminal for progress and results."""
+  import warnings
+  from absl import logging
+  logging.set_verbosity(logging.ERROR)
+  # ffmpeg runs as a subprocess; the fork happens before exec, so JAX's threads are not copied.
+  warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+
+
+def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  _quiet_libraries()
+  try:
+    args, extra = _parser().parse_known_args(argv)
+    if args.command != "train" and extra:
+      raise UsageError(f"unrecognised arguments: {' '.join(extra)}")
+    {"train": lambda: cmd_train(args, extra), "sample": lambda: cmd_sample(args),
+     "eval": lambda: cmd_eval(args)}[args.command]()
+  except (ValueError, FileNotFoundError) as e:  # user errors: configlib, checkpoint, video_io, ...
+    print(f"sora-jax: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,138 @@
+"""The training loop: set up (or resume) a run, step it, log, checkpoint, stop cleanly on SIGTERM."""
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+
+import jax
+import tqdm
+
+from sora_jax.data import pipeline, shapes
+from sora_jax.parallel import mesh as mesh_lib
+from sora_jax.parallel import rules as rules_lib
+from sora_jax.train import checkpoint, metrics, state as state_lib, step as step_lib
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything a training run holds between steps."""
+  config: object
+  workdir: str
+  mesh: object
+  rules: tuple
+  graphdef: object
+  state: state_lib.TrainState
+  step_fn: object
+  data: object  # the Grain iterator (its state is checkpointed)
+  ckpt: checkpoint.Checkpointer
+  batch_sharding: dict
+
+
+class SigtermFlag:
+  """Turns SIGTERM into a flag the loop checks between steps (restored on exit)."""
+
+  def __init__(self):
+    self.raised = False
+    self._old = None
+
+  def __enter__(self):
+    try:
+      self._old = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: no handler, no flag
+      self._old = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.raised = True
+
+  def __exit__(self, *exc):
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+
+
+def setup(config, workdir) -> Run:
+  """Builds data, mesh and state; restores the latest checkpoint of `workdir` if there is one."""
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = rules_lib.as_rules(config.mesh.rules)
+  shapes.build(config.data)
+  data = iter(pipeline.train_dataset(
+      config.data, batch_size=config.train.batch_size, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count()))
+  tx = state_lib.make_optimizer(config.train)
+  with rules_lib.activate(mesh, rules):
+    graphdef, state, shardings = state_lib.create_state(config, mesh, rules, tx)
+  ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
+  if ckpt.latest_step() is not None:
+    abstract = checkpoint.abstract_with_shardings(state, shardings)
+    del state  # free the fresh init before the restored copy arrives
+    state = ckpt.restore(ckpt.latest_step(), abstract, data)
+  sample = {"video": jax.ShapeDtypeStruct((1, 1, 1, 1, 1), "float32"),
+            "text": jax.ShapeDtypeStruct((1, 1), "int32")}
+  batch_sharding = step_lib.batch_shardings(mesh, rules, sample)
+  step_fn = step_lib.jit_train_step(config, graphdef, tx, shardings, batch_sharding, mesh)
+  return Run(config, workdir, mesh, rules, graphdef, state, step_fn, data, ckpt, batch_sharding)
+
+
+def global_batch(run: Run, local_batch: dict) -> dict:
+  """This process's share of the batch -> global arrays laid out on the mesh."""
+  return {k: jax.make_array_from_process_local_data(run.batch_sharding[k], v)
+          for k, v in local_batch.items()}
+
+
+def save_config(config, workdir) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(config.to_dict(), f, indent=2)
+
+
+def train(config, workdir, *, stop_at: int | None = None, progress: bool = True):
+  """Trains to `train.steps` (or to `stop_at`, as a preemption would), resuming if possible.
+
+  Returns the final TrainState.
+  """
+  run = setup(config, workdir)
+  is_main = jax.process_index() == 0
+  if is_main:
+    save_config(config, workdir)
+  writer = metrics.MetricWriter(workdir) if is_main else None
+  try:
+    with SigtermFlag() as sigterm:
+      _loop(run, writer, sigterm, stop_at, progress and is_main)
+  finally:
+    run.ckpt.close()
+    if writer:
+      writer.close()
+  return run.state
+
+
+def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool) -> None:
+  cfg = run.config.train
+  start = int(run.state.step)
+  end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+  base_key = jax.random.key(run.config.seed)
+  bar = tqdm.tqdm(total=cfg.steps, initial=start, disable=not show_progress, unit="step",
+                  dynamic_ncols=True, desc="train")
+  clock, clock_step = time.perf_counter(), start
+  for done in range(start + 1, end + 1):
+    run.state, step_metrics = run.step_fn(run.state, global_batch(run, next(run.data)), base_key)
+    bar.update(1)
+    if done % cfg.log_every == 0 or done == end:
+      row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+      if not math.isfinite(row["loss"]):
+        raise FloatingPointError(f"loss is {row['loss']} at step {done}; lower train.lr or "
+                                 "check the data")
+      now = time.perf_counter()
+      row["steps_per_sec"] = (done - clock_step) / (now - clock)
+      clock, clock_step = now, done
+      if writer:
+        writer.write(done, row)
+      bar.set_postfix(loss=f"{row['loss']:.4f}", steps_s=f"{row['steps_per_sec']:.2f}")
+    if done % cfg.checkpoint_every == 0 or done == end or sigterm.raised:
+      run.ckpt.save(done, run.state, run.data, run.config.to_dict())
+    if sigterm.raised:
+      break
+  bar.close()

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny config and a shapes data set built once per test session."""
+
+import os
+import sys
+
+import pytest
+from absl import flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # so tests can import configs/
+flags.FLAGS.mark_as_parsed()  # Grain reads absl flags; pytest never parses them
+
+
+def tiny_config(data_dir):
+  """A model and data set small enough for a train step in well under a second on CPU."""
+  from configs import default
+  c = default.get_config()
+  c.data.data_dir = str(data_dir)
+  c.data.frames, c.data.height, c.data.width = 4, 16, 16
+  c.data.num_train, c.data.num_test = 32, 8
+  c.data.text_len = 32
+  c.model.width, c.model.depth, c.model.num_heads = 48, 2, 2
+  c.model.patch = (2, 8, 8)
+  c.model.text_width, c.model.text_depth, c.model.text_heads = 32, 1, 2
+  c.train.steps, c.train.batch_size = 6, 4
+  c.train.lr, c.train.warmup_steps = 1e-3, 2
+  c.train.log_every, c.train.checkpoint_every = 2, 3
+  c.sample.steps = 4
+  c.eval.num_prompts = 2
+  return c
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """A data dir holding the tiny shapes data set (built on first use)."""
+  path = tmp_path_factory.mktemp("tfds")
+  from sora_jax.data import shapes
+  shapes.build(tiny_config(path).data)
+  return path
+
+
+@pytest.fixture
+def config(data_dir):
+  return tiny_config(data_dir)

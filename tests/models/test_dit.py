@@ -1,0 +1,63 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import default
+from sora_jax.data import tokenizer
+from sora_jax.models import rope
+from sora_jax.models.dit import VideoDiT
+
+
+def small_model_cfg():
+  m = default.get_config().model
+  m.width, m.depth, m.num_heads, m.patch = 48, 2, 2, (2, 4, 4)
+  m.text_width, m.text_depth, m.text_heads = 32, 1, 2
+  return m
+
+
+def test_shapes_and_dtypes_any_clip_size():
+  model = VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0))
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle", ""], 16))
+  for shape in [(2, 4, 16, 16, 3), (2, 2, 8, 24, 3)]:  # video, and another aspect ratio
+    out = model(jnp.ones(shape), jnp.array([0.3, 0.9]), text)
+    assert out.shape == shape and out.dtype == jnp.float32
+
+
+def test_adaln_zero_starts_at_zero_output():
+  """Zero-initialised final layer: the untrained model predicts exactly 0."""
+  model = VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0))
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle"], 16))
+  out = model(jax.random.normal(jax.random.key(1), (1, 4, 8, 8, 3)), jnp.array([0.5]), text)
+  np.testing.assert_array_equal(out, 0.0)
+
+
+def test_bfloat16_activations():
+  cfg = small_model_cfg()
+  cfg.dtype = "bfloat16"
+  model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
+  text = jnp.asarray(tokenizer.encode_batch(["a"], 16))
+  assert model(jnp.ones((1, 2, 8, 8, 3)), jnp.array([0.5]), text).dtype == jnp.float32
+  assert model.blocks[0].mlp.up.kernel[...].dtype == jnp.float32
+
+
+def test_wrong_text_length_rejected():
+  model = VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="text has 8 tokens; this model was built for 16"):
+    model(jnp.ones((1, 2, 8, 8, 3)), jnp.array([0.5]), jnp.ones((1, 8), jnp.int32))
+
+
+def test_rope_depends_only_on_relative_position():
+  head_dim = 12
+  q = jax.random.normal(jax.random.key(0), (1, 1, 1, head_dim))
+  k = jax.random.normal(jax.random.key(1), (1, 1, 1, head_dim))
+
+  def score(cq, ck):
+    aq = rope.frequencies(jnp.array([cq]), head_dim, 100.0)
+    ak = rope.frequencies(jnp.array([ck]), head_dim, 100.0)
+    return jnp.sum(rope.apply_rope(q, aq) * rope.apply_rope(k, ak))
+
+  base = score((1, 2, 3), (0, 0, 1))
+  np.testing.assert_allclose(score((5, 7, 9), (4, 5, 7)), base, rtol=1e-4)
+  assert abs(float(score((1, 2, 3), (0, 1, 1))) - float(base)) > 1e-3
