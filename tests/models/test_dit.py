@@ -61,3 +61,16 @@ def test_rope_depends_only_on_relative_position():
   base = score((1, 2, 3), (0, 0, 1))
   np.testing.assert_allclose(score((5, 7, 9), (4, 5, 7)), base, rtol=1e-4)
   assert abs(float(score((1, 2, 3), (0, 1, 1))) - float(base)) > 1e-3
+
+
+def test_analytic_flops_match_xla_cost_analysis():
+  from sora_jax.models import flops
+  cfg = small_model_cfg()
+  model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  x, t = jnp.ones((1, 4, 16, 16, 3)), jnp.array([0.5])
+  text = jnp.asarray(tokenizer.encode_batch(["a"], 16))
+  fn = lambda p: nnx.merge(graphdef, p)(x, t, text)
+  xla = jax.jit(fn).lower(params).compile().cost_analysis()["flops"]
+  ours = flops.forward_flops(cfg, frames=4, height=16, width=16, text_len=16)
+  assert 0.8 < ours / xla < 1.1, (ours, xla)  # XLA also counts norms, softmax, GELU

@@ -1,0 +1,111 @@
+"""Train-step model FLOP/s against the measured matmul peak, sampling time per video, peak memory.
+
+  python experiments/benchmark.py --config=configs/tiny_cpu.py [--steps 10] [--out FILE.json]
+
+Model FLOPs are counted analytically (sora_jax/models/flops.py); the peak is a large f32 jnp.dot
+timed in the same process, so the ratio is a utilisation figure for this machine.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sora_jax import configlib  # noqa: E402
+from sora_jax.data import tokenizer  # noqa: E402
+from sora_jax.models import flops  # noqa: E402
+from sora_jax.parallel import mesh as mesh_lib, rules as rules_lib  # noqa: E402
+from sora_jax.sample import pipeline  # noqa: E402
+from sora_jax.train import state as state_lib, step as step_lib  # noqa: E402
+
+
+def timed(fn, repeats):
+  """Median wall seconds of fn() (its result blocked on), after one warm-up call."""
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def matmul_peak(n=2048, repeats=5):
+  """f32 FLOP/s of an n x n matmul: the reference the train step is compared with."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  dot = jax.jit(lambda a: a @ a)
+  return 2 * n**3 / timed(lambda: dot(a), repeats)
+
+
+def train_step_time(config, steps):
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = rules_lib.as_rules(config.mesh.rules)
+  tx = state_lib.make_optimizer(config.train)
+  with rules_lib.activate(mesh, rules):
+    graphdef, state, shardings = state_lib.create_state(config, mesh, rules, tx)
+  d, b = config.data, config.train.batch_size
+  batch = {"video": jnp.zeros((b, d.frames, d.height, d.width, 3), jnp.float32),
+           "text": jnp.asarray(tokenizer.encode_batch(["a small red circle moves left"] * b,
+                                                       d.text_len + 1))}
+  fn = step_lib.jit_train_step(config, graphdef, tx, shardings,
+                               step_lib.batch_shardings(mesh, rules, batch), mesh)
+  key = jax.random.key(0)
+  holder = {"state": state}
+
+  def one():
+    holder["state"], m = fn(holder["state"], batch, key)
+    return m["loss"]
+
+  return timed(one, steps), pipeline.Generator(config, graphdef, holder["state"].params, 0)
+
+
+def sample_time(gen, batch, repeats=2):
+  prompts = ["a small red circle moves left"] * batch
+  return timed(lambda: pipeline.generate(gen, prompts), repeats) / batch
+
+
+def peak_memory_bytes():
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    return int(stats["peak_bytes_in_use"])
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # host process RSS
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--config", default="configs/tiny_cpu.py")
+  p.add_argument("--steps", type=int, default=10)
+  p.add_argument("--out", default="runs/benchmark.json")
+  args, overrides = p.parse_known_args()
+  config = configlib.load(args.config, overrides)
+  d = config.data
+  peak = matmul_peak()
+  step_s, gen = train_step_time(config, args.steps)
+  model_flops = config.train.batch_size * flops.train_flops(
+      config.model, frames=d.frames, height=d.height, width=d.width, text_len=d.text_len + 1)
+  row = {
+      "device": jax.devices()[0].device_kind, "config": args.config,
+      "matmul_peak_tflops": peak / 1e12, "train_step_s": step_s,
+      "train_model_tflops": model_flops / step_s / 1e12, "mfu_vs_matmul": model_flops / step_s / peak,
+      "sample_s_per_video": sample_time(gen, 1), "sample_s_per_video_batch4": sample_time(gen, 4),
+      "sample_steps": config.sample.steps, "peak_memory_gb": peak_memory_bytes() / 2**30,
+  }
+  print("| " + " | ".join(row) + " |\n|" + "---|" * len(row))
+  print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values())
+        + " |")
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w", encoding="utf-8") as f:
+    json.dump(row, f, indent=2)
+  print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,113 @@
+"""The CLI's promise: bad input gives one clear line, exit code 2, no traceback, nothing written."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sora_jax import cli
+from sora_jax.train import loop
+from tests.conftest import ROOT
+
+TINY = os.path.join(ROOT, "configs", "tiny_cpu.py")
+
+
+def run_cli(*args):
+  """The real console entry point in a subprocess: what a user sees."""
+  proc = subprocess.run([sys.executable, "-m", "sora_jax.cli", *args], capture_output=True,
+                        text=True, cwd=ROOT, timeout=300)
+  return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config.model.nope=3"], "unknown key; known at this level"),
+    (["--config.nope.depth=3"], "unknown key 'nope'"),
+    (["--config.train.steps=ten"], "--config.train.steps=ten: expected a int"),
+    (["--config.model.patch=(2,4)"], "expected 3 values"),
+    (["--config.data.height=36"], "height=36 is not a positive multiple of the patch size 8"),
+])
+def test_train_rejects_bad_config(args, message, tmp_path):
+  code, _, err = run_cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *args)
+  assert code == 2
+  assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+  assert not (tmp_path / "w").exists()
+
+
+def test_train_rejects_missing_config_file(tmp_path):
+  code, _, err = run_cli("train", "--config=configs/nope.py", f"--workdir={tmp_path}")
+  assert code == 2 and "not a .py config file" in err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+  from tests.conftest import tiny_config
+  workdir = tmp_path_factory.mktemp("trained")
+  config = tiny_config(data_dir)
+  config.train.steps = 2
+  loop.train(config, str(workdir), progress=False)
+  return workdir
+
+
+def sample(workdir, *args):
+  return run_cli("sample", f"--workdir={workdir}", "--steps=2", *args)
+
+
+@pytest.mark.parametrize("prompt,message", [
+    ("", "empty"), ("   ", "empty"), ("caf\udce9", "not valid UTF-8")])
+def test_sample_rejects_bad_prompts(trained, tmp_path, prompt, message):
+  out = tmp_path / "x.mp4"
+  code, _, err = sample(trained, "--prompt", prompt, "--out", str(out))
+  assert code == 2 and message in err and "Traceback" not in err
+  assert not out.exists()
+
+
+def test_sample_rejects_non_utf8_prompts_file(trained, tmp_path):
+  prompts = tmp_path / "p.txt"
+  prompts.write_bytes(b"a red circle\n\xff\xfe moves\n")
+  code, _, err = sample(trained, "--prompts", str(prompts), "--out", str(tmp_path / "o"))
+  assert code == 2 and "not UTF-8" in err
+  assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("out,message", [
+    ("clip.avi", "allowed"), ("missing_dir/clip.mp4", "")])
+def test_sample_rejects_bad_outputs(trained, tmp_path, out, message):
+  code, _, err = sample(trained, "--prompt", "a red circle moves left", "--out",
+                        str(tmp_path / out))
+  assert code == 2 and message in err and "Traceback" not in err
+  assert len(err.strip().splitlines()) == 1
+
+
+def test_sample_never_overwrites_on_bad_input(trained, tmp_path):
+  out = tmp_path / "keep.mp4"
+  out.write_bytes(b"precious")
+  code, _, _ = sample(trained, "--prompt", "", "--out", str(out))
+  assert code == 2 and out.read_bytes() == b"precious"
+
+
+def test_sample_and_eval_need_a_checkpoint(tmp_path):
+  code, _, err = sample(tmp_path, "--prompt", "a red circle", "--out", str(tmp_path / "a.mp4"))
+  assert code == 2 and "no checkpoint" in err
+  code, _, err = run_cli("eval", f"--workdir={tmp_path}")
+  assert code == 2 and "no checkpoint" in err
+
+
+def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path):
+  code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(tmp_path / "a.npy"),
+                        "--height", "12")
+  assert code == 2 and "height=12" in err
+
+
+def test_sample_batch_writes_every_format_in_prompt_order(trained, tmp_path):
+  out = tmp_path / "batch"
+  assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", "a red circle",
+                   "--prompt", "a blue square", "--out", str(out), "--format", "npy"]) == 0
+  videos = [np.load(out / f"{i:03d}.npy") for i in range(2)]
+  assert all(v.shape == (4, 16, 16, 3) and v.dtype == np.uint8 for v in videos)
+  assert (out / "sheet.png").exists()
+  for ext in ("mp4", "gif", "png"):
+    assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", "a red circle",
+                     "--out", str(tmp_path / f"one.{ext}")]) == 0
+    assert (tmp_path / f"one.{ext}").stat().st_size > 0
