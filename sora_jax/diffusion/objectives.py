@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from sora_jax.diffusion import schedules
 
 PREDICTIONS = ("v", "eps", "x0", "flow")
-WEIGHTINGS = ("none", "min_snr")
+WEIGHTINGS = ("none", "min_snr", "velocity")
+_MIN_SIGMA = 0.05  # floor of the noise level in the velocity weighting (as in JiT)
 _TINY = 1e-8
 
 
@@ -65,11 +66,17 @@ def x0_error_scale(prediction, alpha, sigma):
 def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   """Per-example weight of the squared prediction error.
 
-  min_snr (Hang et al. 2023) weighs the x0 error by min(SNR, gamma); here it is carried into the
-  prediction's own space through `x0_error_scale`, so it means the same for every prediction type.
+  none: the prediction's own squared error. min_snr (Hang et al. 2023) weighs the x0 error by
+  min(SNR, gamma). velocity: the squared error of the implied flow velocity eps - x0, the loss that
+  lets an x0-predicting model with large patches learn (Li & He 2025, "Back to Basics"). Both are
+  carried into the prediction's own space through `x0_error_scale`, so they mean the same for
+  every prediction type.
   """
   check(prediction, weighting)
   if weighting == "none":
     return jnp.ones_like(jnp.asarray(alpha))
+  if weighting == "velocity":
+    flow_scale = x0_error_scale("flow", alpha, jnp.maximum(sigma, _MIN_SIGMA))
+    return (x0_error_scale(prediction, alpha, sigma) / flow_scale) ** 2
   w_x0 = jnp.minimum(schedules.snr(alpha, sigma), gamma)
   return w_x0 * x0_error_scale(prediction, alpha, sigma) ** 2

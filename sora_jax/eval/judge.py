@@ -126,9 +126,9 @@ def _check_object(obj) -> dict:
     if key not in obj:
       raise ValueError(f"object {obj!r} lacks the required key {key!r}")
   for key, names in allowed.items():
-    if key in obj and obj[key] not in names:
+    if obj.get(key) is not None and obj[key] not in names:
       raise ValueError(f"object {key} {obj[key]!r} is not one of {', '.join(names)}")
-  return {k: obj[k] for k in OBJECT_KEYS if k in obj}
+  return {k: obj[k] for k in OBJECT_KEYS if obj.get(k) is not None}  # None: not asked
 
 
 def _judge_object(labels, counts, obj, rank, others) -> dict:

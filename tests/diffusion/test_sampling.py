@@ -105,3 +105,18 @@ def test_schedules_run_from_clean_to_noise():
 def test_bad_sampler_settings_rejected(bad):
   with pytest.raises(ValueError):
     sampling.SamplerConfig(**bad)
+
+
+@pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
+def test_velocity_weighting_is_the_flow_velocity_error(prediction):
+  """For any prediction type, weight x error^2 equals the squared error of eps - x0."""
+  alpha, sigma = schedules.alpha_sigma("rectified_flow", jnp.linspace(0.1, 0.9, 5))
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  x0, eps = jax.random.normal(k1, (5, 6)), jax.random.normal(k2, (5, 6))
+  x_t = objectives.noisy(x0, eps, alpha, sigma)
+  true = objectives.target(prediction, x0, eps, alpha, sigma)
+  pred = true + 0.01 * jax.random.normal(k3, (5, 6))
+  hat_x0, hat_eps = objectives.to_x0_eps(prediction, pred, x_t, alpha, sigma)
+  flow_err = jnp.mean(((hat_eps - hat_x0) - (eps - x0)) ** 2, axis=1)
+  w = objectives.loss_weight(prediction, "velocity", alpha, sigma)
+  np.testing.assert_allclose(w * jnp.mean((pred - true) ** 2, axis=1), flow_err, rtol=1e-3)
