@@ -30,6 +30,17 @@ def tiny_config(data_dir):
   return c
 
 
+def tiny_data_config(data_dir, num_train=24):
+  """Data settings alone: 8 frames of 16 x 16, up to two objects."""
+  import ml_collections
+  c = ml_collections.ConfigDict()
+  c.name, c.data_dir = "shapes", str(data_dir)
+  c.frames, c.height, c.width = 8, 16, 16
+  c.num_train, c.num_test = num_train, 8
+  c.max_objects, c.text_len, c.num_workers = 2, 32, 0
+  return c
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
   """A data dir holding the tiny shapes data set (built on first use)."""

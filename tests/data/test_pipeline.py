@@ -14,25 +14,14 @@ from sora_jax.data import pipeline
 from sora_jax.data import shapes
 from sora_jax.data import tokenizer
 from sora_jax.data import world
+from tests.conftest import tiny_data_config
 
 NUM_TRAIN = 48
 
 
-def tiny_data_config(data_dir):
-  c = ml_collections.ConfigDict()
-  c.name = "shapes"
-  c.data_dir = str(data_dir)
-  c.frames, c.height, c.width = 8, 16, 16
-  c.num_train, c.num_test = NUM_TRAIN, 8
-  c.max_objects = 2
-  c.text_len = 32
-  c.num_workers = 0
-  return c
-
-
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-  c = tiny_data_config(tmp_path_factory.mktemp("tfds"))
+  c = tiny_data_config(tmp_path_factory.mktemp("tfds"), num_train=NUM_TRAIN)
   shapes.build(c)
   return c
 

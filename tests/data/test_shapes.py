@@ -2,7 +2,6 @@
 
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 
@@ -10,18 +9,7 @@ from configs import default
 from sora_jax.data import captions
 from sora_jax.data import shapes
 from sora_jax.data import world
-
-
-def tiny_data_config(data_dir):
-  c = ml_collections.ConfigDict()
-  c.name = "shapes"
-  c.data_dir = str(data_dir)
-  c.frames, c.height, c.width = 8, 16, 16
-  c.num_train, c.num_test = 24, 8
-  c.max_objects = 2
-  c.text_len = 32
-  c.num_workers = 0
-  return c
+from tests.conftest import tiny_data_config
 
 
 @pytest.fixture(scope="module")
