@@ -36,6 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.text_depth = 2
   c.model.text_heads = 4
   c.model.rope_theta = 10_000.0
+  # add 3D sin-cos position features to the patch embedding (measured neutral on the tiny world)
+  c.model.abs_pos = False
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False

@@ -10,10 +10,11 @@ def get_config():
   c = default.get_config()
   c.data.num_train = 4_000
   c.data.num_test = 64
-  c.model.width = 192
+  c.model.width = 256
   c.model.depth = 4
   c.model.num_heads = 4
-  c.model.patch = (2, 8, 8)
+  c.model.patch = (4, 8, 8)  # 64 tokens; 4-frame patches gave the best held-out colour/size
+
   c.model.text_width = 128
   c.model.text_depth = 1
   c.model.text_heads = 4
@@ -22,7 +23,10 @@ def get_config():
   # left noise everywhere; x0 with plain x0 MSE gave clean backgrounds and the prompted colours.
   c.diffusion.prediction = "x0"
   c.diffusion.loss_weighting = "none"
-  c.train.steps = 1_500
+  # A 16 x 32 x 32 clip keeps its layout visible at noise levels where one image would not:
+  # shift 4 spends training and sampling steps there (held-out colour 0.75 -> 0.86 at 1,500 steps).
+  c.diffusion.shift = 4.0
+  c.train.steps = 2_000
   c.train.batch_size = 16
   c.train.lr = 1e-3
   c.train.warmup_steps = 100

@@ -51,6 +51,7 @@ class VideoDiT(nnx.Module):
     dim = cfg.width
     self.patch, self.channels, self.remat = tuple(cfg.patch), cfg.channels, cfg.remat
     self.head_dim, self.rope_theta = dim // cfg.num_heads, cfg.rope_theta
+    self.abs_pos = cfg.get("abs_pos", False)  # checkpoints from before the key trained without
     rope.axis_dims(self.head_dim)  # validates the head dimension early
     patch_dim = math.prod(self.patch) * cfg.channels
     self.patch_embed = layers.dense(patch_dim, dim, ("patch", "embed"), rngs, **kw)
@@ -67,8 +68,12 @@ class VideoDiT(nnx.Module):
   def __call__(self, x, t, text):
     grid = patching.grid_shape(x.shape, self.patch)
     tokens = patching.patchify(x, self.patch)  # [B, N, pt*ph*pw*C]
-    h = constrain(self.patch_embed(tokens), ("batch", "tokens", "embed"))
-    angles = rope.frequencies(patching.grid_coords(grid), self.head_dim, self.rope_theta)
+    coords = patching.grid_coords(grid)  # [N, 3]
+    h = self.patch_embed(tokens)
+    if self.abs_pos:
+      h = h + rope.sincos_embedding(coords, h.shape[-1]).astype(h.dtype)
+    h = constrain(h, ("batch", "tokens", "embed"))
+    angles = rope.frequencies(coords, self.head_dim, self.rope_theta)
     context, mask, pooled = self.text(text)
     c = self.time_out(jax.nn.silu(self.time_in(layers.timestep_embedding(t, TIME_FEATURES))))
     c = c + self.text_pool(pooled)  # [B, D]: time + global caption summary

@@ -33,3 +33,20 @@ def apply_rope(x, angles):
   x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
   return out.astype(x.dtype)
+
+
+def sincos_embedding(coords, dim: int, theta: float = 10_000.0):
+  """Absolute 3D sin-cos features [N, dim] of integer coords [N, 3] (DiT's 2D sincos, in 3D).
+
+  RoPE alone makes attention translation-equivariant: a token cannot tell where on the canvas it
+  is, which a small model needs to keep objects inside the frame. These features are a function
+  of the coordinates, so they exist at any clip size.
+  """
+  per_axis = 2 * ((dim // 3) // 2)
+  parts = []
+  for axis in range(3):
+    inv = 1.0 / theta ** (jnp.arange(per_axis // 2, dtype=jnp.float32) / (per_axis // 2))
+    angles = coords[:, axis:axis + 1].astype(jnp.float32) * inv  # [N, per_axis / 2]
+    parts += [jnp.sin(angles), jnp.cos(angles)]
+  out = jnp.concatenate(parts, axis=-1)
+  return jnp.pad(out, ((0, 0), (0, dim - out.shape[-1])))
