@@ -14,11 +14,10 @@ def get_config():
   c.model.depth = 4
   c.model.num_heads = 4
   c.model.patch = (4, 8, 8)  # 64 tokens; 4-frame patches gave the best held-out colour/size
-
   c.model.text_width = 128
   c.model.text_depth = 1
   c.model.text_heads = 4
-  # x0 prediction: a 384-dim patch through a 192-wide model cannot carry per-pixel noise, but it
+  # x0 prediction: a 768-dim patch through a 256-wide model cannot carry per-pixel noise, but it
   # can carry a clean patch (Li & He 2025). Measured at 700 steps on the demo prompts: v/min-SNR
   # left noise everywhere; x0 with plain x0 MSE gave clean backgrounds and the prompted colours.
   c.diffusion.prediction = "x0"
