@@ -63,14 +63,14 @@ def main():
   for text in args.variant:
     rows.append(run_variant(args, *parse_variant(text), demo_prompts))
     print(json.dumps(rows[-1]), flush=True)
+    with open(os.path.join(args.workdir, "sweep.json"), "w", encoding="utf-8") as f:
+      json.dump(rows, f, indent=2)  # after every variant: a cut-off sweep keeps what it measured
   table = ["| variant | train s | loss | " + " | ".join(FIELDS) + " |",
            "|---" * (len(FIELDS) + 3) + "|"]
   for r in rows:
     table.append(f"| {r['variant']} | {r['train_s']:.0f} | {r['final_loss']:.4f} | " +
                  " | ".join(f"{r[f]:.2f}" for f in FIELDS) + " |")
   print("\n".join(table))
-  with open(os.path.join(args.workdir, "sweep.json"), "w", encoding="utf-8") as f:
-    json.dump(rows, f, indent=2)
   with open(os.path.join(args.workdir, "sweep.md"), "w", encoding="utf-8") as f:
     f.write("\n".join(table) + "\n")
 
