@@ -49,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.loss_weighting = "min_snr"  # none | min_snr
   c.diffusion.min_snr_gamma = 5.0
   c.diffusion.caption_dropout = 0.1
+  c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 100_000

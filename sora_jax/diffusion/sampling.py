@@ -11,6 +11,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from sora_jax.diffusion import noise as noise_lib
 from sora_jax.diffusion import objectives, schedules
 
 
@@ -23,6 +24,7 @@ class SamplerConfig:
   steps: int = 50
   guidance: float = 1.0
   eta: float = 0.0
+  frame_noise_corr: float = 0.0  # must match training (see noise.py)
 
   def __post_init__(self):
     schedules.check(self.schedule, self.shift)
@@ -33,6 +35,7 @@ class SamplerConfig:
       raise ValueError(f"eta={self.eta}; must be >= 0")
     if self.guidance < 0:
       raise ValueError(f"guidance={self.guidance}; must be >= 0")
+    noise_lib.check(self.frame_noise_corr)
 
 
 def time_grid(steps: int):
@@ -69,12 +72,12 @@ def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond):
   """
   grid = time_grid(cfg.steps)
   init_key, loop_key = jax.random.split(key)
-  x = jax.random.normal(init_key, shape, jnp.float32)
+  x = noise_lib.video_noise(init_key, shape, cfg.frame_noise_corr)
 
   def body(i, x):
     t, s = grid[i], grid[i + 1]
     pred = guided(model_fn, x, jnp.full((shape[0],), t), cond, uncond, cfg.guidance)
-    noise = jax.random.normal(jax.random.fold_in(loop_key, i), shape, jnp.float32)
+    noise = noise_lib.video_noise(jax.random.fold_in(loop_key, i), shape, cfg.frame_noise_corr)
     return ddim_step(cfg, x, pred, t, s, noise)
 
   return jax.lax.fori_loop(0, cfg.steps, body, x)

@@ -58,7 +58,8 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None) -> sampling.S
       schedule=d.schedule, shift=float(d.shift), prediction=d.prediction,
       steps=int(s.steps if steps is None else steps),
       guidance=float(s.guidance if guidance is None else guidance),
-      eta=float(s.eta if eta is None else eta))
+      eta=float(s.eta if eta is None else eta),
+      frame_noise_corr=float(d.get("frame_noise_corr", 0.0)))  # older checkpoints: none
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,

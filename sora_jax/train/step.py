@@ -9,6 +9,7 @@ import optax
 from flax import nnx
 
 from sora_jax.data import tokenizer
+from sora_jax.diffusion import noise as noise_lib
 from sora_jax.diffusion import objectives, schedules
 from sora_jax.parallel import rules as rules_lib
 from sora_jax.train.state import TrainState, learning_rate
@@ -23,6 +24,7 @@ class StepConfig:
   weighting: str
   min_snr_gamma: float
   caption_dropout: float
+  frame_noise_corr: float
   ema_decay: float
 
   @classmethod
@@ -30,8 +32,10 @@ class StepConfig:
     d = config.diffusion
     schedules.check(d.schedule, d.shift)
     objectives.check(d.prediction, d.loss_weighting)
+    noise_lib.check(d.frame_noise_corr)
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
-               float(d.min_snr_gamma), float(d.caption_dropout), float(config.train.ema_decay))
+               float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
+               float(config.train.ema_decay))
 
 
 def null_text(batch: int, length: int):
@@ -45,7 +49,7 @@ def diffusion_loss(params, graphdef, batch, key, cfg: StepConfig):
   b = x0.shape[0]
   k_t, k_eps, k_drop = jax.random.split(key, 3)
   t = jax.random.uniform(k_t, (b,), minval=1e-4, maxval=1.0)
-  eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
+  eps = noise_lib.video_noise(k_eps, x0.shape, cfg.frame_noise_corr)
   alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
   x_t = objectives.noisy(x0, eps, alpha, sigma)
   drop = jax.random.bernoulli(k_drop, cfg.caption_dropout, (b,))

@@ -120,3 +120,20 @@ def test_velocity_weighting_is_the_flow_velocity_error(prediction):
   flow_err = jnp.mean(((hat_eps - hat_x0) - (eps - x0)) ** 2, axis=1)
   w = objectives.loss_weight(prediction, "velocity", alpha, sigma)
   np.testing.assert_allclose(w * jnp.mean((pred - true) ** 2, axis=1), flow_err, rtol=1e-3)
+
+
+@pytest.mark.parametrize("corr", [0.0, 0.5, 0.9])
+def test_video_noise_has_unit_variance_and_the_asked_frame_correlation(corr):
+  from sora_jax.diffusion import noise
+  eps = np.asarray(noise.video_noise(jax.random.key(0), (64, 4, 16, 16, 3), corr))
+  assert eps.std() == pytest.approx(1.0, abs=0.02)
+  between = np.corrcoef(eps[:, 0].ravel(), eps[:, 3].ravel())[0, 1]
+  assert between == pytest.approx(corr, abs=0.03)
+
+
+def test_ddim_oracle_returns_x0_with_frame_correlated_noise():
+  x0 = jax.random.uniform(jax.random.key(0), SHAPE, minval=-1, maxval=1)
+  cfg = sampling.SamplerConfig(prediction="x0", steps=6, eta=1.0, frame_noise_corr=0.7)
+  text = jnp.zeros((2, 3), jnp.int32)
+  out = sampling.sample(oracle(x0, cfg), cfg, jax.random.key(1), SHAPE, text, text)
+  np.testing.assert_allclose(out, x0, atol=2e-4)
