@@ -65,7 +65,8 @@ def _read_prompts(args) -> list[str]:
 
 
 def _output_paths(args, count: int) -> list[str]:
-  """Where each video goes; checked before any sampling, so bad paths cost nothing."""
+  """Where each video goes; checked before any work, so bad paths cost nothing. A folder --out is
+  created by the caller once the checkpoint has loaded."""
   from sora_jax.sample import video_io
   if count == 1 and not args.format and not os.path.isdir(args.out):
     video_io.format_of(args.out)
@@ -79,10 +80,9 @@ def _output_paths(args, count: int) -> list[str]:
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
       raise UsageError(f"--out={args.out}: cannot create this folder ({parent} is missing or "
                        "not writable)")
-    os.makedirs(args.out)
-  paths = [os.path.join(args.out, f"{i:03d}.{fmt}") for i in range(count)]
-  video_io.check_writable(paths[0])
-  return paths
+  else:
+    video_io.check_writable(os.path.join(args.out, f"000.{fmt}"))
+  return [os.path.join(args.out, f"{i:03d}.{fmt}") for i in range(count)]
 
 
 def cmd_train(args, overrides) -> None:
@@ -98,6 +98,8 @@ def cmd_sample(args) -> None:
   prompts = _read_prompts(args)
   paths = _output_paths(args, len(prompts))
   gen = pipeline.load(args.workdir)
+  if len(paths) > 1 or args.format:
+    os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
                              guidance=args.guidance, eta=args.eta, frames=args.frames,
                              height=args.height, width=args.width)

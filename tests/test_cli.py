@@ -90,6 +90,8 @@ def test_sample_never_overwrites_on_bad_input(trained, tmp_path):
 def test_sample_and_eval_need_a_checkpoint(tmp_path):
   code, _, err = sample(tmp_path, "--prompt", "a red circle", "--out", str(tmp_path / "a.mp4"))
   assert code == 2 and "no checkpoint" in err
+  code, _, err = sample(tmp_path, "--prompt", "a", "--prompt", "b", "--out", str(tmp_path / "o"))
+  assert code == 2 and "no checkpoint" in err and not (tmp_path / "o").exists()
   code, _, err = run_cli("eval", f"--workdir={tmp_path}")
   assert code == 2 and "no checkpoint" in err
 
