@@ -30,8 +30,6 @@ def load(workdir, *, use_ema: bool = True) -> Generator:
   """Restores the latest checkpoint of `workdir` (raises NoCheckpointError if there is none)."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
   step = ckpt.latest_step()
-  if step is None:
-    raise checkpoint.NoCheckpointError(f"--workdir={workdir} holds no checkpoint: train there first")
   config = ml_collections.ConfigDict(ckpt.restore_config(step))
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
@@ -46,10 +44,8 @@ def load(workdir, *, use_ema: bool = True) -> Generator:
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape"))
 def sample_videos(params, text, uncond, key, *, graphdef, cfg: sampling.SamplerConfig, shape):
-  """The whole DDIM chain and the float -> uint8 conversion under one jit."""
-  model = nnx.merge(graphdef, params)
-  video = sampling.sample(model, cfg, key, shape, text, uncond)
-  return jax.numpy.clip(jax.numpy.round((video + 1.0) * 127.5), 0, 255).astype(jax.numpy.uint8)
+  """The whole DDIM chain under one jit: float videos in [-1, 1]."""
+  return sampling.sample(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None) -> sampling.SamplerConfig:
@@ -78,7 +74,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   shape = (len(prompts), frames, height, width, gen.config.model.channels)
   out = sample_videos(gen.params, text, uncond, jax.random.key(seed), graphdef=gen.graphdef,
                       cfg=cfg, shape=shape)
-  return np.asarray(out)
+  return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
 
 
 def provenance(gen: Generator, prompt: str, seed: int) -> dict:

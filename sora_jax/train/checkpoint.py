@@ -37,6 +37,11 @@ class Checkpointer:
   def latest_step(self):
     return self.manager.latest_step()
 
+  def _require(self, step) -> None:
+    if step is None:
+      raise NoCheckpointError(f"no checkpoint found in {self.manager.directory}: train there "
+                              "first (sora-jax train --workdir=...)")
+
   def save(self, step: int, state, data_iterator, config_dict) -> None:
     """Starts an async save of `step` (the blocking part only copies arrays off the device)."""
     args = ocp.args.Composite(
@@ -48,8 +53,7 @@ class Checkpointer:
   def restore(self, step, abstract_state, data_iterator=None):
     """The state at `step` placed by the shardings in `abstract_state`; the data iterator, if
     given, is moved to where that step left it."""
-    if step is None:
-      raise NoCheckpointError(f"no checkpoint found in {self.manager.directory}")
+    self._require(step)
     items = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -58,13 +62,9 @@ class Checkpointer:
   def restore_config(self, step=None) -> dict:
     """The config dict saved with `step` (default: latest)."""
     step = self.latest_step() if step is None else step
-    if step is None:
-      raise NoCheckpointError(f"no checkpoint found in {self.manager.directory}")
+    self._require(step)
     return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))[
         "config"]
-
-  def wait(self) -> None:
-    self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.wait_until_finished()

@@ -41,12 +41,12 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
                   weight_decay=train_cfg.weight_decay, mask=decay_mask))
 
 
-def build_model(config, seed: int) -> VideoDiT:
-  return VideoDiT(config.model, text_len=config.data.text_len + 1, rngs=nnx.Rngs(seed))
+def build_model(config) -> VideoDiT:
+  return VideoDiT(config.model, text_len=config.data.text_len + 1, rngs=nnx.Rngs(config.seed))
 
 
 def _init(config, tx) -> tuple[nnx.GraphDef, TrainState]:
-  model = build_model(config, config.seed)
+  model = build_model(config)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   if rest:
     raise ValueError(f"VideoDiT holds non-parameter state, which TrainState does not carry: {rest}")
