@@ -50,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.min_snr_gamma = 5.0
   c.diffusion.caption_dropout = 0.1
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
+  # share of training clips whose frame groups (temporal patches) get independent noise levels
+  c.diffusion.independent_time_prob = 0.0
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 100_000
@@ -69,6 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.steps = 50
   c.sample.guidance = 4.0
   c.sample.eta = 0.0
+  # 0: all frames denoised together; L > 0: frame group k starts k / (K - 1) * L of the chain
+  # later than group 0 (needs diffusion.independent_time_prob > 0 in training)
+  c.sample.stagger = 0.0
   c.sample.use_ema = True
 
   c.eval = ml_collections.ConfigDict()

@@ -35,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
   s.add_argument("--out", required=True, help="a file (one prompt) or a folder (several)")
   s.add_argument("--format", help="mp4 | gif | png | npy, for a folder --out (default mp4)")
   s.add_argument("--seed", type=int, default=0)
-  for name, kind in (("steps", int), ("guidance", float), ("eta", float), ("frames", int),
-                     ("height", int), ("width", int)):
+  for name, kind in (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
+                     ("frames", int), ("height", int), ("width", int)):
     s.add_argument(f"--{name}", type=kind)
   e = sub.add_parser("eval", allow_abbrev=False, help="prompt adherence on held-out prompts")
   e.add_argument("--workdir", required=True)
@@ -101,7 +101,8 @@ def cmd_sample(args) -> None:
   if len(paths) > 1 or args.format:
     os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
-                             guidance=args.guidance, eta=args.eta, frames=args.frames,
+                             guidance=args.guidance, eta=args.eta, stagger=args.stagger,
+                             frames=args.frames,
                              height=args.height, width=args.width)
   for path, prompt, video in zip(paths, prompts, videos):
     video_io.write_video(path, video, metadata=pipeline.provenance(gen, prompt, args.seed))

@@ -102,6 +102,13 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
   assert code == 2 and "height=12" in err
 
 
+@pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1")])
+def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
+  out = tmp_path / "a.npy"
+  code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), flag)
+  assert code == 2 and message in err and "Traceback" not in err and not out.exists()
+
+
 def test_sample_batch_writes_every_format_in_prompt_order(trained, tmp_path):
   out = tmp_path / "batch"
   assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", "a red circle",

@@ -21,21 +21,21 @@ def check(prediction: str, weighting: str = "none") -> None:
     raise ValueError(f"diffusion.loss_weighting={weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
 
 
-def _bcast(a, x):
-  """alpha / sigma of shape [B] -> broadcastable against x [B, ...]."""
+def expand(a, x):
+  """Per-example [B] or per-frame [B, T] values -> broadcastable against x [B, T, ...]."""
   a = jnp.asarray(a, jnp.float32)
   return a.reshape(a.shape + (1,) * (x.ndim - a.ndim))
 
 
 def noisy(x0, eps, alpha, sigma):
-  """x_t = alpha x0 + sigma eps, with per-example alpha / sigma [B]."""
-  return _bcast(alpha, x0) * x0 + _bcast(sigma, x0) * eps
+  """x_t = alpha x0 + sigma eps, with per-example [B] or per-frame [B, T] alpha / sigma."""
+  return expand(alpha, x0) * x0 + expand(sigma, x0) * eps
 
 
 def target(prediction, x0, eps, alpha, sigma):
   """The regression target for `prediction` given the clean x0 and the noise eps."""
   check(prediction)
-  a, s = _bcast(alpha, x0), _bcast(sigma, x0)
+  a, s = expand(alpha, x0), expand(sigma, x0)
   return {"v": lambda: a * eps - s * x0, "eps": lambda: eps, "x0": lambda: x0,
           "flow": lambda: eps - x0}[prediction]()
 
@@ -43,7 +43,7 @@ def target(prediction, x0, eps, alpha, sigma):
 def to_x0_eps(prediction, pred, x_t, alpha, sigma):
   """Inverts `target`: (x0_hat, eps_hat) from a prediction at x_t = alpha x0 + sigma eps."""
   check(prediction)
-  a, s = _bcast(alpha, x_t), _bcast(sigma, x_t)
+  a, s = expand(alpha, x_t), expand(sigma, x_t)
   if prediction == "x0":
     return pred, (x_t - a * pred) / jnp.maximum(s, _TINY)
   if prediction == "eps":

@@ -25,6 +25,8 @@ class SamplerConfig:
   guidance: float = 1.0
   eta: float = 0.0
   frame_noise_corr: float = 0.0  # must match training (see noise.py)
+  stagger: float = 0.0  # lag of the last frame group behind the first, in chain lengths
+  time_group: int = 1  # frames sharing one noise level (the model's temporal patch)
 
   def __post_init__(self):
     schedules.check(self.schedule, self.shift)
@@ -36,22 +38,50 @@ class SamplerConfig:
     if self.guidance < 0:
       raise ValueError(f"guidance={self.guidance}; must be >= 0")
     noise_lib.check(self.frame_noise_corr)
+    if self.stagger < 0:
+      raise ValueError(f"stagger={self.stagger}; must be >= 0")
+    if self.time_group < 1:
+      raise ValueError(f"time_group={self.time_group}; must be >= 1")
 
 
-def time_grid(steps: int):
-  """Times 1 = t_0 > t_1 > ... > t_steps = 0, uniformly spaced."""
-  return jnp.linspace(1.0, 0.0, steps + 1)
+def frame_times(cfg: SamplerConfig, i, frames: int):
+  """Noise level [T] of every frame after i of cfg.steps steps.
+
+  Frame group k of K (cfg.time_group frames each) runs the uniform grid from 1 to 0 delayed by
+  k / (K - 1) * cfg.stagger chain lengths: stagger 0 denoises all frames together; stagger 1
+  finishes the first group before the last one starts, so later frames are drawn knowing the
+  earlier ones (a pyramid / causal schedule, as in Diffusion Forcing).
+  """
+  groups = -(-frames // cfg.time_group)
+  lag = cfg.stagger * jnp.arange(groups, dtype=jnp.float32) / max(groups - 1, 1)
+  progress = jnp.asarray(i, jnp.float32) / cfg.steps * (1.0 + cfg.stagger)
+  t = 1.0 - jnp.clip(progress - lag, 0.0, 1.0)
+  return jnp.repeat(t, cfg.time_group)[:frames]
 
 
 def ddim_step(cfg: SamplerConfig, x_t, pred, t, s, noise):
-  """One DDIM step from time t to s given the model's (guided) prediction at x_t."""
+  """One DDIM step from time t to s given the model's (guided) prediction at x_t.
+
+  t, s: scalars, [B] or [B, T] (per frame). Frames with t == s (not started, or finished) are
+  returned unchanged.
+  """
+  t, s = _per_frame(t, x_t), _per_frame(s, x_t)
   a_t, s_t = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
   a_s, s_s = schedules.alpha_sigma(cfg.schedule, s, cfg.shift)
-  batch = jnp.full((x_t.shape[0],), 1.0)
-  x0, eps = objectives.to_x0_eps(cfg.prediction, pred, x_t, a_t * batch, s_t * batch)
-  ratio = jnp.where(s_s > 0, schedules.snr(a_t, s_t) / schedules.snr(a_s, s_s), 0.0)
+  x0, eps = objectives.to_x0_eps(cfg.prediction, pred, x_t, a_t, s_t)
+  # SNR_t / SNR_s, 0 at s = 0; no 0 / 0 where both are pure noise (frames not started yet)
+  ratio = jnp.where(s_s > 0, schedules.snr(a_t, s_t) / jnp.maximum(schedules.snr(a_s, s_s), 1e-20),
+                    0.0)
   c2 = cfg.eta**2 * s_s**2 * jnp.clip(1.0 - ratio, 0.0, 1.0)
-  return a_s * x0 + jnp.sqrt(jnp.maximum(s_s**2 - c2, 0.0)) * eps + jnp.sqrt(c2) * noise
+  e = lambda v: objectives.expand(v, x_t)
+  x_s = e(a_s) * x0 + e(jnp.sqrt(jnp.maximum(s_s**2 - c2, 0.0))) * eps + e(jnp.sqrt(c2)) * noise
+  return jnp.where(e(t == s), x_t, x_s)
+
+
+def _per_frame(v, x):
+  """A scalar, [B] or [B, T] time -> [B, T] for x [B, T, ...]."""
+  v = jnp.asarray(v, jnp.float32)
+  return jnp.broadcast_to(v[:, None] if v.ndim == 1 else v, x.shape[:2])
 
 
 def guided(model_fn: Callable, x, t, cond, uncond, guidance: float):
@@ -68,15 +98,15 @@ def guided(model_fn: Callable, x, t, cond, uncond, guidance: float):
 def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond):
   """Runs the whole DDIM chain from noise; call it under jit (the loop is a lax.fori_loop).
 
-  model_fn(x [B, ...], t [B], text [B, L]) -> prediction; cond / uncond are text tokens [B, L].
+  model_fn(x [B, T, ...], t [B, T], text [B, L]) -> prediction; cond / uncond: text tokens [B, L].
   """
-  grid = time_grid(cfg.steps)
   init_key, loop_key = jax.random.split(key)
   x = noise_lib.video_noise(init_key, shape, cfg.frame_noise_corr)
 
   def body(i, x):
-    t, s = grid[i], grid[i + 1]
-    pred = guided(model_fn, x, jnp.full((shape[0],), t), cond, uncond, cfg.guidance)
+    t = jnp.broadcast_to(frame_times(cfg, i, shape[1]), shape[:2])
+    s = jnp.broadcast_to(frame_times(cfg, i + 1, shape[1]), shape[:2])
+    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance)
     noise = noise_lib.video_noise(jax.random.fold_in(loop_key, i), shape, cfg.frame_noise_corr)
     return ddim_step(cfg, x, pred, t, s, noise)
 

@@ -35,15 +35,20 @@ class DiTBlock(nnx.Module):
   def __call__(self, x, c, text, text_mask, angles):
     shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(self.ada(jax.nn.silu(c)), 6, -1)
     h = layers.modulate(self.norm1(x), shift1, scale1)
-    x = x + gate1[:, None] * self.attn(h, angles=angles)
+    x = x + layers.per_token(gate1, x.shape[1]) * self.attn(h, angles=angles)
     x = x + self.cross(self.norm_cross(x), context=text, mask=text_mask)
     h = layers.modulate(self.norm2(x), shift2, scale2)
-    x = x + gate2[:, None] * self.mlp(h)
+    x = x + layers.per_token(gate2, x.shape[1]) * self.mlp(h)
     return constrain(x, ("batch", "tokens", "embed"))
 
 
 class VideoDiT(nnx.Module):
-  """Noisy video [B, T, H, W, C], time t [B] in [0, 1], text bytes [B, L] -> prediction like x."""
+  """Noisy video [B, T, H, W, C], time t in [0, 1], text bytes [B, L] -> prediction like x.
+
+  t is [B] (one noise level per clip) or [B, T] (one per frame, constant within each temporal
+  patch): frames at different noise levels are what image-to-video, extension and staggered
+  (causal) sampling need, and training on them teaches the model how frames follow each other.
+  """
 
   def __init__(self, cfg, *, text_len: int, rngs: nnx.Rngs):
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
@@ -75,8 +80,9 @@ class VideoDiT(nnx.Module):
     h = constrain(h, ("batch", "tokens", "embed"))
     angles = rope.frequencies(coords, self.head_dim, self.rope_theta)
     context, mask, pooled = self.text(text)
-    c = self.time_out(jax.nn.silu(self.time_in(layers.timestep_embedding(t, TIME_FEATURES))))
-    c = c + self.text_pool(pooled)  # [B, D]: time + global caption summary
+    c = self.time_out(jax.nn.silu(self.time_in(
+        layers.timestep_embedding(self._patch_times(t, grid), TIME_FEATURES))))
+    c = c + self.text_pool(pooled)[:, None]  # [B, T', D]: time per frame patch + caption summary
     for block in self.blocks:
       if self.remat:
         h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, mask, angles)
@@ -85,3 +91,12 @@ class VideoDiT(nnx.Module):
     shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
     out = self.final(layers.modulate(self.final_norm(h), shift, scale))
     return patching.unpatchify(out.astype(jnp.float32), self.patch, grid, self.channels)
+
+  def _patch_times(self, t, grid):
+    """t [B] or [B, T] -> [B, T']: the noise level of each temporal patch (its frames' mean)."""
+    gt, pt = grid[0], self.patch[0]
+    if t.ndim == 1:
+      return jnp.broadcast_to(t[:, None], (t.shape[0], gt))
+    if t.shape[1] != gt * pt:
+      raise ValueError(f"t has {t.shape[1]} frame times for a clip of {gt * pt} frames")
+    return t.reshape(t.shape[0], gt, pt).mean(-1)

@@ -35,16 +35,27 @@ def layer_norm(dim, rngs, *, affine=False, param_dtype=jnp.float32):
       bias_init=nnx.with_partitioning(_zeros, ("embed",)))
 
 
+def per_token(v, num_tokens: int):
+  """Conditioning [B, D] (one per example) or [B, G, D] (one per group of consecutive tokens,
+  e.g. a frame group with its own noise level) -> broadcastable against tokens [B, N, D]."""
+  if v.ndim == 2:
+    return v[:, None, :]
+  if num_tokens % v.shape[1]:
+    raise ValueError(f"{num_tokens} tokens do not split into {v.shape[1]} equal groups")
+  return jnp.repeat(v, num_tokens // v.shape[1], axis=1)
+
+
 def modulate(x, shift, scale):
-  """adaLN: x * (1 + scale) + shift, with per-example shift/scale [B, D] broadcast over tokens."""
-  return x * (1 + scale[:, None, :]) + shift[:, None, :]
+  """adaLN: x * (1 + scale) + shift on tokens x [B, N, D]; shift / scale as in `per_token`."""
+  n = x.shape[1]
+  return x * (1 + per_token(scale, n)) + per_token(shift, n)
 
 
 def timestep_embedding(t, dim: int, max_period: float = 10_000.0):
-  """Sinusoidal features [B, dim] of t in [0, 1] (scaled by 1000 like DDPM step indices)."""
+  """Sinusoidal features [..., dim] of t [...] in [0, 1] (scaled by 1000 like DDPM step indices)."""
   half = dim // 2
   freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
-  args = 1000.0 * t.astype(jnp.float32)[:, None] * freqs[None]
+  args = 1000.0 * t.astype(jnp.float32)[..., None] * freqs
   return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
 
 

@@ -48,18 +48,19 @@ def sample_videos(params, text, uncond, key, *, graphdef, cfg: sampling.SamplerC
   return sampling.sample(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
 
 
-def sampler_config(config, *, steps=None, guidance=None, eta=None) -> sampling.SamplerConfig:
+def sampler_config(config, *, steps=None, guidance=None, eta=None,
+                   stagger=None) -> sampling.SamplerConfig:
   d, s = config.diffusion, config.sample
+  pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
   return sampling.SamplerConfig(
       schedule=d.schedule, shift=float(d.shift), prediction=d.prediction,
-      steps=int(s.steps if steps is None else steps),
-      guidance=float(s.guidance if guidance is None else guidance),
-      eta=float(s.eta if eta is None else eta),
-      frame_noise_corr=float(d.get("frame_noise_corr", 0.0)))  # older checkpoints: none
+      steps=int(s.steps if steps is None else steps), guidance=pick(guidance, "guidance"),
+      eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
+      frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0])
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
-             frames=None, height=None, width=None) -> np.ndarray:
+             stagger=None, frames=None, height=None, width=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order."""
   prompts = [tokenizer.check_prompt(p) for p in prompts]
   if not prompts:
@@ -67,7 +68,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   d = gen.config.data
   frames, height, width = frames or d.frames, height or d.height, width or d.width
   patching.check_divisible(frames, height, width, gen.config.model.patch)
-  cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta)
+  cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger)
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))

@@ -25,6 +25,8 @@ class StepConfig:
   min_snr_gamma: float
   caption_dropout: float
   frame_noise_corr: float
+  independent_time_prob: float
+  time_group: int  # frames that share one noise level (the model's temporal patch)
   ema_decay: float
 
   @classmethod
@@ -33,9 +35,16 @@ class StepConfig:
     schedules.check(d.schedule, d.shift)
     objectives.check(d.prediction, d.loss_weighting)
     noise_lib.check(d.frame_noise_corr)
+    check_prob("diffusion.independent_time_prob", d.independent_time_prob)
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
+               float(d.independent_time_prob), int(config.model.patch[0]),
                float(config.train.ema_decay))
+
+
+def check_prob(name: str, p) -> None:
+  if not 0.0 <= p <= 1.0:
+    raise ValueError(f"{name}={p}; must be in [0, 1]")
 
 
 def null_text(batch: int, length: int):
@@ -48,7 +57,7 @@ def diffusion_loss(params, graphdef, batch, key, cfg: StepConfig):
   x0, text = batch["video"], batch["text"]
   b = x0.shape[0]
   k_t, k_eps, k_drop = jax.random.split(key, 3)
-  t = jax.random.uniform(k_t, (b,), minval=1e-4, maxval=1.0)
+  t = frame_times(k_t, b, x0.shape[1], cfg.time_group, cfg.independent_time_prob)  # [B, T]
   eps = noise_lib.video_noise(k_eps, x0.shape, cfg.frame_noise_corr)
   alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
   x_t = objectives.noisy(x0, eps, alpha, sigma)
@@ -58,9 +67,23 @@ def diffusion_loss(params, graphdef, batch, key, cfg: StepConfig):
   with jax.named_scope("dit_forward"):
     pred = model(x_t, t, text)
   err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
-                 axis=tuple(range(1, x0.ndim)))  # [B]
+                 axis=tuple(range(2, x0.ndim)))  # [B, T]
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
   return jnp.mean(weight * err), jnp.mean(err)
+
+
+def frame_times(key, batch: int, frames: int, group: int, independent_prob: float):
+  """Training noise levels [B, T] in (0, 1]: one per clip, or - for a share `independent_prob`
+  of clips - one per group of `group` frames, drawn independently (Diffusion Forcing, Chen et
+  al. 2024). Clean-ish frames next to noisy ones make the model learn where things go next."""
+  k_clip, k_group, k_pick = jax.random.split(key, 3)
+  shared = jax.random.uniform(k_clip, (batch, 1), minval=1e-4, maxval=1.0)
+  if independent_prob == 0.0:
+    return jnp.broadcast_to(shared, (batch, frames))
+  own = jax.random.uniform(k_group, (batch, -(-frames // group)), minval=1e-4, maxval=1.0)
+  own = jnp.repeat(own, group, axis=1)[:, :frames]
+  pick = jax.random.bernoulli(k_pick, independent_prob, (batch, 1))
+  return jnp.where(pick, own, shared)
 
 
 def ema_update(ema, params, decay: float, step):

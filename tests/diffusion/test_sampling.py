@@ -15,18 +15,19 @@ def oracle(x0, cfg):
   def model_fn(x_t, t, text):
     del text
     alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
-    eps = (x_t - objectives._bcast(alpha, x_t) * x0) / jnp.maximum(
-        objectives._bcast(sigma, x_t), 1e-12)
+    eps = (x_t - objectives.expand(alpha, x_t) * x0) / jnp.maximum(
+        objectives.expand(sigma, x_t), 1e-12)
     return objectives.target(cfg.prediction, x0, eps, alpha, sigma)
   return model_fn
 
 
-@pytest.mark.parametrize("schedule,prediction,eta", list(itertools.product(
-    schedules.SCHEDULES, objectives.PREDICTIONS, [0.0, 1.0])))
-def test_ddim_with_exact_x0_oracle_returns_x0(schedule, prediction, eta):
+@pytest.mark.parametrize("schedule,prediction,eta,stagger", list(itertools.product(
+    schedules.SCHEDULES, objectives.PREDICTIONS, [0.0, 1.0], [0.0, 1.0])))
+def test_ddim_with_exact_x0_oracle_returns_x0(schedule, prediction, eta, stagger):
   x0 = jax.random.uniform(jax.random.key(0), SHAPE, minval=-1, maxval=1)
   cfg = sampling.SamplerConfig(schedule=schedule, prediction=prediction, steps=8, eta=eta,
-                               shift=2.0 if schedule == "rectified_flow" else 1.0)
+                               shift=2.0 if schedule == "rectified_flow" else 1.0,
+                               stagger=stagger, time_group=2)
   text = jnp.zeros((2, 3), jnp.int32)
   out = jax.jit(lambda k: sampling.sample(oracle(x0, cfg), cfg, k, SHAPE, text, text))(
       jax.random.key(1))
@@ -49,12 +50,38 @@ def reference_ddim(model, x, steps):
 def test_ddim_eta0_matches_hand_written_reference():
   model = lambda x, t, xp: 0.5 * x * (1 - t) + 0.2 * xp.sin(x) + 0.1 * t
   cfg = sampling.SamplerConfig(schedule="cosine", prediction="v", steps=5)
-  fn = lambda x, t, text: model(x, t[:, None, None, None, None], jnp)
+  fn = lambda x, t, text: model(x, t[:, :, None, None, None], jnp)
   text = jnp.zeros((2, 3), jnp.int32)
   out = sampling.sample(fn, cfg, jax.random.key(3), SHAPE, text, text)
   x_init = jax.random.normal(jax.random.split(jax.random.key(3))[0], SHAPE)
   ref = reference_ddim(lambda x, t: model(x, t, np), np.asarray(x_init, np.float64), 5)
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_frame_times_run_every_group_from_noise_to_clean():
+  """stagger 0: one uniform grid for all frames. stagger 1: group 0 is clean when the last group
+  starts; every group is monotone and ends at 0; frames of a group share their time."""
+  joint = sampling.SamplerConfig(steps=4, time_group=2)
+  for i in range(5):
+    np.testing.assert_allclose(sampling.frame_times(joint, i, 6), 1.0 - i / 4)
+  cfg = sampling.SamplerConfig(steps=8, stagger=1.0, time_group=2)
+  times = np.stack([sampling.frame_times(cfg, i, 6) for i in range(9)])  # [steps + 1, T]
+  np.testing.assert_array_equal(times[:, 0::2], times[:, 1::2])
+  assert (np.diff(times, axis=0) <= 0).all()
+  np.testing.assert_allclose(times[0], 1.0)
+  np.testing.assert_allclose(times[-1], 0.0)
+  np.testing.assert_allclose(times[4], [0, 0, 0.5, 0.5, 1, 1])
+
+
+def test_ddim_step_leaves_frames_whose_time_does_not_move():
+  cfg = sampling.SamplerConfig(prediction="x0", eta=1.0)
+  x = jax.random.normal(jax.random.key(0), SHAPE)
+  t = jnp.array([[1.0, 0.5, 0.0, 0.0]] * 2)
+  s = jnp.array([[1.0, 0.25, 0.0, 0.0]] * 2)
+  out = sampling.ddim_step(cfg, x, jnp.zeros(SHAPE), t, s, jax.random.normal(jax.random.key(1),
+                                                                             SHAPE))
+  np.testing.assert_array_equal(out[:, [0, 2, 3]], x[:, [0, 2, 3]])
+  assert not np.allclose(out[:, 1], x[:, 1])
 
 
 def test_guidance_combines_conditional_and_unconditional_in_one_batch():
@@ -101,7 +128,8 @@ def test_schedules_run_from_clean_to_noise():
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(eta=-1.0), dict(schedule="nope"),
-                                 dict(prediction="score")])
+                                 dict(prediction="score"), dict(stagger=-0.5),
+                                 dict(time_group=0)])
 def test_bad_sampler_settings_rejected(bad):
   with pytest.raises(ValueError):
     sampling.SamplerConfig(**bad)

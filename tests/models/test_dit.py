@@ -74,3 +74,26 @@ def test_analytic_flops_match_xla_cost_analysis():
   xla = jax.jit(fn).lower(params).compile().cost_analysis()["flops"]
   ours = flops.forward_flops(cfg, frames=4, height=16, width=16, text_len=16)
   assert 0.8 < ours / xla < 1.1, (ours, xla)  # XLA also counts norms, softmax, GELU
+
+
+def randomized(model):
+  """The model with every parameter (zero-initialised ones too) drawn at random."""
+  graphdef, params = nnx.split(model, nnx.Param)
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(7), len(leaves))
+  leaves = [0.1 * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
+  return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+
+
+def test_per_frame_times_condition_each_temporal_patch():
+  """t [B] and the same t per frame [B, T] agree; a different level for one frame group
+  changes the prediction; per-frame times must cover every frame."""
+  model = randomized(VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0)))  # pt = 2
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle"], 16))
+  x = jax.random.normal(jax.random.key(1), (1, 4, 8, 8, 3))
+  shared = model(x, jnp.array([0.5]), text)
+  np.testing.assert_allclose(model(x, jnp.full((1, 4), 0.5), text), shared, rtol=1e-5, atol=1e-6)
+  staggered = model(x, jnp.array([[0.1, 0.1, 0.5, 0.5]]), text)
+  assert float(jnp.max(jnp.abs(staggered - shared))) > 1e-3
+  with pytest.raises(ValueError, match="frame times"):
+    model(x, jnp.full((1, 3), 0.5), text)

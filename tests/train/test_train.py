@@ -46,3 +46,15 @@ def test_run_writes_metrics_config_and_checkpoints(config, tmp_path):
   assert any((workdir / "tensorboard").iterdir())
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [
       "3", "6"]
+
+
+def test_frame_times_shared_or_independent_per_frame_group():
+  shared = np.asarray(step_lib.frame_times(jax.random.key(0), 64, 8, 2, 0.0))
+  assert shared.shape == (64, 8) and (shared == shared[:, :1]).all()
+  own = np.asarray(step_lib.frame_times(jax.random.key(0), 64, 8, 2, 1.0))
+  np.testing.assert_array_equal(own[:, 0::2], own[:, 1::2])  # a group shares its level
+  assert (own[:, 0] != own[:, 2]).all()  # groups draw their own
+  assert own.min() > 0 and own.max() <= 1
+  mixed = np.asarray(step_lib.frame_times(jax.random.key(0), 256, 8, 2, 0.5))
+  share = np.mean((mixed != mixed[:, :1]).any(axis=1))
+  assert 0.35 < share < 0.65, share
