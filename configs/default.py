@@ -12,6 +12,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.task = "dit"  # dit: the text-to-video diffusion transformer | vae: the video compression network
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "shapes"
@@ -41,6 +42,22 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False
+  # a trained VAE workdir (`sora-jax train-vae`): the DiT then denoises its latents, not pixels
+  c.model.vae_workdir = ""
+
+  c.vae = ml_collections.ConfigDict()  # the causal 3D VAE (task = "vae")
+  c.vae.channels = 3
+  c.vae.latent_channels = 16
+  c.vae.factors = (4, 8, 8)  # (ft, fh, fw): 1 + 4k frames of H x W -> 1 + k latents of H/8 x W/8
+  c.vae.widths = (64, 128, 256, 256)  # channels per resolution level: log2(fh) + 1 of them
+  c.vae.blocks = 1  # residual blocks per level
+  c.vae.stem = (1, 1, 1)  # (pt, ps, ps) patchify first, so every heavy layer runs coarse
+  c.vae.dtype = "float32"
+  c.vae.param_dtype = "float32"
+  c.vae.kl_weight = 1e-4  # on the per-element KL; small, so latents stay near-deterministic
+  c.vae.l1_weight = 1.0
+  c.vae.l2_weight = 1.0
+  c.vae.stats_batches = 16  # batches whose latents give the stored per-channel shift and scale
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.schedule = "cosine"  # cosine | linear | rectified_flow
@@ -96,5 +113,7 @@ def get_config() -> ml_collections.ConfigDict:
       ("patch", None),
       ("tokens", "sequence"),
       ("text_tokens", None),
+      ("conv_in", None),
+      ("conv_out", None),
   )
   return c

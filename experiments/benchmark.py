@@ -21,10 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sora_jax import configlib  # noqa: E402
 from sora_jax.data import tokenizer  # noqa: E402
-from sora_jax.models import flops  # noqa: E402
+from sora_jax.models import flops, latents  # noqa: E402
 from sora_jax.parallel import mesh as mesh_lib, rules as rules_lib  # noqa: E402
 from sora_jax.sample import pipeline  # noqa: E402
-from sora_jax.train import state as state_lib, step as step_lib  # noqa: E402
+from sora_jax.train import loop, state as state_lib, step as step_lib  # noqa: E402
 
 
 def timed(fn, repeats):
@@ -55,16 +55,21 @@ def train_step_time(config, steps):
   batch = {"video": jnp.zeros((b, d.frames, d.height, d.width, 3), jnp.float32),
            "text": jnp.asarray(tokenizer.encode_batch(["a small red circle moves left"] * b,
                                                        d.text_len + 1))}
+  loss_fn, frozen = loop.task_loss(config)
   fn = step_lib.jit_train_step(config, graphdef, tx, shardings,
-                               step_lib.batch_shardings(mesh, rules, batch), mesh)
+                               step_lib.batch_shardings(mesh, rules, batch), mesh, loss_fn=loss_fn)
   key = jax.random.key(0)
   holder = {"state": state}
 
   def one():
-    holder["state"], m = fn(holder["state"], batch, key)
+    holder["state"], m = fn(holder["state"], batch, key, frozen)
     return m["loss"]
 
-  return timed(one, steps), pipeline.Generator(config, graphdef, holder["state"].params, 0)
+  seconds = timed(one, steps)
+  gen = pipeline.Generator(config, graphdef, holder["state"].params, 0)  # after: state is donated
+  if config.model.vae_workdir:
+    gen.latent, gen.frozen = latents.load(config.model.vae_workdir)
+  return seconds, gen
 
 
 def sample_time(gen, batch, repeats=2):

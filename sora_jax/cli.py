@@ -1,5 +1,7 @@
-"""`sora-jax train | sample | eval`: parses flags, calls the library, turns user errors into one line.
+"""`sora-jax train | train-vae | sample | eval`: parses flags, calls the library, turns user errors
+into one line.
 
+  sora-jax train-vae --config=configs/vae_tiny.py --workdir=runs/vae
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
@@ -25,9 +27,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="sora-jax", allow_abbrev=False, description=__doc__.splitlines()[0])
   sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  t = sub.add_parser("train", allow_abbrev=False, help="train (or resume) a run")
-  t.add_argument("--config", required=True)
-  t.add_argument("--workdir", required=True)
+  for name, what in (("train", "the text-to-video DiT"), ("train-vae", "the video VAE")):
+    t = sub.add_parser(name, allow_abbrev=False, help=f"train (or resume) {what}")
+    t.add_argument("--config", required=True)
+    t.add_argument("--workdir", required=True)
   s = sub.add_parser("sample", allow_abbrev=False, help="generate videos from prompts")
   s.add_argument("--workdir", required=True)
   s.add_argument("--prompt", action="append", default=[])
@@ -89,6 +92,10 @@ def cmd_train(args, overrides) -> None:
   from sora_jax import configlib
   from sora_jax.train import loop
   config = configlib.load(args.config, overrides)
+  task = "vae" if args.command == "train-vae" else "dit"
+  if config.task != task:
+    other = "train-vae" if config.task == "vae" else "train"
+    raise UsageError(f"{args.config} has task={config.task!r}: run `sora-jax {other}`")
   loop.train(config, args.workdir)
   print(f"trained to step {config.train.steps}: {os.path.abspath(args.workdir)}")
 
@@ -114,8 +121,14 @@ def cmd_sample(args) -> None:
 
 
 def cmd_eval(args) -> None:
-  from sora_jax.eval import run
+  from sora_jax.eval import reconstruction, run
   from sora_jax.sample import pipeline
+  from sora_jax.train import restore
+  if restore.task_of(args.workdir) == "vae":  # the compression network: held-out reconstructions
+    trained = restore.load_trained(args.workdir)
+    report = reconstruction.evaluate(trained, trained.config.data, args.num_prompts)
+    print(reconstruction.write_report(report, args.workdir))
+    return
   gen = pipeline.load(args.workdir)
   cfg = gen.config.eval
   prompts = run.heldout_prompts(gen.config.data, args.num_prompts or cfg.num_prompts)
@@ -138,10 +151,10 @@ def main(argv=None) -> int:
   _quiet_libraries()
   try:
     args, extra = _parser().parse_known_args(argv)
-    if args.command != "train" and extra:
+    if not args.command.startswith("train") and extra:
       raise UsageError(f"unrecognised arguments: {' '.join(extra)}")
-    {"train": lambda: cmd_train(args, extra), "sample": lambda: cmd_sample(args),
-     "eval": lambda: cmd_eval(args)}[args.command]()
+    {"train": lambda: cmd_train(args, extra), "train-vae": lambda: cmd_train(args, extra),
+     "sample": lambda: cmd_sample(args), "eval": lambda: cmd_eval(args)}[args.command]()
   except (ValueError, FileNotFoundError) as e:  # user errors: configlib, checkpoint, video_io, ...
     print(f"sora-jax: error: {e}", file=sys.stderr)
     return EXIT_USAGE

@@ -87,7 +87,10 @@ def validate(config) -> None:
   for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
     if t[name] < 1:
       raise ValueError(f"train.{name}={t[name]}: must be >= 1")
+  if config.task not in ("dit", "vae"):
+    raise ValueError(f"task={config.task!r}; allowed: dit, vae")
   m = config.model
   if m.width % m.num_heads:
     raise ValueError(f"model.width={m.width} is not divisible by model.num_heads={m.num_heads}")
-  patching.check_divisible(config.data.frames, config.data.height, config.data.width, m.patch)
+  if config.task == "dit" and not m.vae_workdir:  # a latent DiT's grid is checked at setup
+    patching.check_divisible(config.data.frames, config.data.height, config.data.width, m.patch)

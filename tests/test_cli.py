@@ -35,6 +35,17 @@ def test_train_rejects_bad_config(args, message, tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+def test_train_commands_reject_the_other_task(tmp_path):
+  vae = os.path.join(ROOT, "configs", "vae_tiny.py")
+  code, _, err = run_cli("train", f"--config={vae}", f"--workdir={tmp_path / 'w'}")
+  assert code == 2 and "run `sora-jax train-vae`" in err and not (tmp_path / "w").exists()
+  code, _, err = run_cli("train-vae", f"--config={TINY}", f"--workdir={tmp_path / 'w'}")
+  assert code == 2 and "run `sora-jax train`" in err and not (tmp_path / "w").exists()
+  code, _, err = run_cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}",
+                         "--config.task=gan")
+  assert code == 2 and "task='gan'; allowed: dit, vae" in err
+
+
 def test_train_rejects_missing_config_file(tmp_path):
   code, _, err = run_cli("train", "--config=configs/nope.py", f"--workdir={tmp_path}")
   assert code == 2 and "not a .py config file" in err

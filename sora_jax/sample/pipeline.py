@@ -10,42 +10,42 @@ from flax import nnx
 
 from sora_jax.data import tokenizer
 from sora_jax.diffusion import sampling
-from sora_jax.models import patching
-from sora_jax.parallel import mesh as mesh_lib
-from sora_jax.parallel import rules as rules_lib
+from sora_jax.models import latents, patching
 from sora_jax.sample import video_io
-from sora_jax.train import checkpoint, state as state_lib, step as step_lib
+from sora_jax.train import restore, step as step_lib
 
 
 @dataclasses.dataclass
 class Generator:
-  """A restored model ready to sample: its config, graph and (EMA) parameters."""
+  """A restored model ready to sample: its config, graph and (EMA) parameters, and - for a
+  latent DiT - the VAE latent space it denoises (`frozen` holds the VAE's arrays)."""
   config: ml_collections.ConfigDict
   graphdef: nnx.GraphDef
   params: nnx.State
   step: int
+  latent: latents.LatentSpace | None = None
+  frozen: dict = dataclasses.field(default_factory=dict)
 
 
 def load(workdir, *, use_ema: bool = True) -> Generator:
   """Restores the latest checkpoint of `workdir` (raises NoCheckpointError if there is none)."""
-  ckpt = checkpoint.Checkpointer(workdir, create=False)
-  step = ckpt.latest_step()
-  config = ml_collections.ConfigDict(ckpt.restore_config(step))
-  mesh = mesh_lib.make_mesh(config.mesh)
-  rules = rules_lib.as_rules(config.mesh.rules)
-  tx = state_lib.make_optimizer(config.train)
-  with rules_lib.activate(mesh, rules):
-    graphdef, abstract = state_lib.abstract_state(config, tx)
-    shardings = state_lib.state_shardings(abstract, tx, mesh, rules)
-  state = ckpt.restore(step, checkpoint.abstract_with_shardings(abstract, shardings))
-  ckpt.close()
-  return Generator(config, graphdef, state.ema_params if use_ema else state.params, step)
+  trained = restore.load_trained(workdir, use_ema=use_ema)
+  config = trained.config
+  if config.get("task", "dit") != "dit":
+    raise ValueError(f"{workdir} holds a {config.task!r} run; sample from a DiT workdir")
+  latent, frozen = None, {}
+  if config.model.get("vae_workdir"):
+    latent, frozen = latents.load(config.model.vae_workdir)
+  return Generator(config, trained.graphdef, trained.params, trained.step, latent, frozen)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape"))
-def sample_videos(params, text, uncond, key, *, graphdef, cfg: sampling.SamplerConfig, shape):
-  """The whole DDIM chain under one jit: float videos in [-1, 1]."""
-  return sampling.sample(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames"))
+def sample_videos(params, text, uncond, key, frozen, *, graphdef, cfg: sampling.SamplerConfig,
+                  shape, latent=None, frames=None):
+  """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
+  [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips."""
+  out = sampling.sample(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
+  return out if latent is None else latent.decode(frozen, out, frames)
 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None,
@@ -67,14 +67,18 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
     raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
   d = gen.config.data
   frames, height, width = frames or d.frames, height or d.height, width or d.width
-  patching.check_divisible(frames, height, width, gen.config.model.patch)
+  if gen.latent is None:
+    dims = (frames, height, width, gen.config.model.channels)
+  else:  # the DiT denoises latents: their grid must divide into its patches
+    dims = gen.latent.shape(frames, height, width)
+  patching.check_divisible(*dims[:3], gen.config.model.patch)
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger)
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))
-  shape = (len(prompts), frames, height, width, gen.config.model.channels)
-  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), graphdef=gen.graphdef,
-                      cfg=cfg, shape=shape)
+  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen,
+                      graphdef=gen.graphdef, cfg=cfg, shape=(len(prompts),) + dims,
+                      latent=gen.latent, frames=frames)
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
 
 

@@ -1,6 +1,7 @@
 """The training loop: set up (or resume) a run, step it, log, checkpoint, stop cleanly on SIGTERM."""
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -8,12 +9,15 @@ import signal
 import time
 
 import jax
+import numpy as np
 import tqdm
+from flax import nnx
 
 from sora_jax.data import pipeline, shapes
 from sora_jax.parallel import mesh as mesh_lib
 from sora_jax.parallel import rules as rules_lib
-from sora_jax.train import checkpoint, metrics, state as state_lib, step as step_lib
+from sora_jax.models import latents, patching, vae as vae_lib
+from sora_jax.train import checkpoint, metrics, state as state_lib, step as step_lib, vae_loss
 
 
 @dataclasses.dataclass
@@ -29,6 +33,7 @@ class Run:
   data: object  # the Grain iterator (its state is checkpointed)
   ckpt: checkpoint.Checkpointer
   batch_sharding: dict
+  frozen: dict  # arrays the loss reads but training leaves alone (a latent DiT's VAE)
 
 
 class SigtermFlag:
@@ -73,8 +78,29 @@ def setup(config, workdir) -> Run:
   sample = {"video": jax.ShapeDtypeStruct((1, 1, 1, 1, 1), "float32"),
             "text": jax.ShapeDtypeStruct((1, 1), "int32")}
   batch_sharding = step_lib.batch_shardings(mesh, rules, sample)
-  step_fn = step_lib.jit_train_step(config, graphdef, tx, shardings, batch_sharding, mesh)
-  return Run(config, workdir, mesh, rules, graphdef, state, step_fn, data, ckpt, batch_sharding)
+  loss_fn, frozen = task_loss(config)
+  step_fn = step_lib.jit_train_step(config, graphdef, tx, shardings, batch_sharding, mesh,
+                                    loss_fn=loss_fn)
+  return Run(config, workdir, mesh, rules, graphdef, state, step_fn, data, ckpt, batch_sharding,
+             frozen)
+
+
+def task_loss(config):
+  """(loss_fn, frozen arrays) of `config.task`: the diffusion loss, in pixel space or in a
+  trained VAE's latent space, or the VAE's reconstruction loss."""
+  if config.task == "vae":
+    return functools.partial(vae_loss.vae_loss,
+                             cfg=vae_loss.VaeLossConfig.from_config(config)), {}
+  latent, frozen = None, {}
+  if config.model.vae_workdir:
+    latent, frozen = latents.load(config.model.vae_workdir)
+    if config.model.channels != latent.channels:
+      raise ValueError(f"model.channels={config.model.channels} but the VAE in "
+                       f"{config.model.vae_workdir} has {latent.channels} latent channels")
+    d = config.data
+    patching.check_divisible(*latent.shape(d.frames, d.height, d.width)[:3], config.model.patch)
+  cfg = step_lib.StepConfig.from_config(config, latent)
+  return functools.partial(step_lib.diffusion_loss, cfg=cfg), frozen
 
 
 def global_batch(run: Run, local_batch: dict) -> dict:
@@ -106,7 +132,22 @@ def train(config, workdir, *, stop_at: int | None = None, progress: bool = True)
     run.ckpt.close()
     if writer:
       writer.close()
+  if config.task == "vae" and is_main:
+    latents.save_stats(workdir, int(run.state.step), vae_latent_stats(run))
   return run.state
+
+
+def vae_latent_stats(run: Run) -> dict:
+  """Per-channel shift / scale of the EMA VAE's latent means over `vae.stats_batches` batches
+  (a fresh, seeded stream: the checkpointed training iterator is left alone)."""
+  config = run.config
+  data = iter(pipeline.train_dataset(config.data, batch_size=config.train.batch_size,
+                                     seed=config.seed + 1))
+  model = nnx.merge(run.graphdef, run.state.ema_params)
+  ft = config.vae.factors[0]
+  encode = nnx.jit(lambda m, v: m.encode(vae_lib.pad_frames(v, ft)[0])[0])
+  means = [np.asarray(encode(model, next(data)["video"])) for _ in range(config.vae.stats_batches)]
+  return latents.channel_stats(np.concatenate(means))
 
 
 def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool) -> None:
@@ -118,7 +159,8 @@ def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool) 
                   dynamic_ncols=True, desc="train")
   clock, clock_step = time.perf_counter(), start
   for done in range(start + 1, end + 1):
-    run.state, step_metrics = run.step_fn(run.state, global_batch(run, next(run.data)), base_key)
+    run.state, step_metrics = run.step_fn(run.state, global_batch(run, next(run.data)), base_key,
+                                          run.frozen)
     bar.update(1)
     if done % cfg.log_every == 0 or done == end:
       row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}

@@ -13,6 +13,7 @@ import optax
 from flax import nnx
 
 from sora_jax.models.dit import VideoDiT
+from sora_jax.models.vae import VideoVAE
 from sora_jax.parallel import rules as rules_lib
 
 
@@ -41,7 +42,16 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
                   weight_decay=train_cfg.weight_decay, mask=decay_mask))
 
 
-def build_model(config) -> VideoDiT:
+TASKS = ("dit", "vae")
+
+
+def build_model(config) -> nnx.Module:
+  """The model `config.task` trains: the text-to-video DiT, or the video VAE."""
+  task = config.get("task", "dit")  # checkpoints from before the key are DiTs
+  if task == "vae":
+    return VideoVAE(config.vae, rngs=nnx.Rngs(config.seed))
+  if task != "dit":
+    raise ValueError(f"task={task!r}; allowed: {', '.join(TASKS)}")
   return VideoDiT(config.model, text_len=config.data.text_len + 1, rngs=nnx.Rngs(config.seed))
 
 
@@ -49,7 +59,7 @@ def _init(config, tx) -> tuple[nnx.GraphDef, TrainState]:
   model = build_model(config)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   if rest:
-    raise ValueError(f"VideoDiT holds non-parameter state, which TrainState does not carry: {rest}")
+    raise ValueError(f"the model holds non-parameter state, which TrainState does not carry: {rest}")
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                      opt_state=tx.init(params), ema_params=jax.tree.map(jnp.copy, params))
   return graphdef, state

@@ -27,10 +27,10 @@ class StepConfig:
   frame_noise_corr: float
   independent_time_prob: float
   time_group: int  # frames that share one noise level (the model's temporal patch)
-  ema_decay: float
+  latent: object = None  # a models.latents.LatentSpace: denoise its latents instead of pixels
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config, latent=None):
     d = config.diffusion
     schedules.check(d.schedule, d.shift)
     objectives.check(d.prediction, d.loss_weighting)
@@ -38,8 +38,7 @@ class StepConfig:
     check_prob("diffusion.independent_time_prob", d.independent_time_prob)
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
-               float(d.independent_time_prob), int(config.model.patch[0]),
-               float(config.train.ema_decay))
+               float(d.independent_time_prob), int(config.model.patch[0]), latent)
 
 
 def check_prob(name: str, p) -> None:
@@ -52,9 +51,15 @@ def null_text(batch: int, length: int):
   return jnp.zeros((batch, length), jnp.int32).at[:, 0].set(tokenizer.BOS_ID)
 
 
-def diffusion_loss(params, graphdef, batch, key, cfg: StepConfig):
-  """Weighted regression of the model's prediction at a random time on a random noise draw."""
+def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
+  """Weighted regression of the model's prediction at a random time on a random noise draw.
+
+  Returns (loss, {"mse": unweighted mean squared error}). With `cfg.latent` the clip is first
+  encoded by the frozen VAE whose arrays are `frozen`.
+  """
   x0, text = batch["video"], batch["text"]
+  if cfg.latent is not None:
+    x0 = cfg.latent.encode(frozen, x0)
   b = x0.shape[0]
   k_t, k_eps, k_drop = jax.random.split(key, 3)
   t = frame_times(k_t, b, x0.shape[1], cfg.time_group, cfg.independent_time_prob)  # [B, T]
@@ -69,7 +74,7 @@ def diffusion_loss(params, graphdef, batch, key, cfg: StepConfig):
   err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
                  axis=tuple(range(2, x0.ndim)))  # [B, T]
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
-  return jnp.mean(weight * err), jnp.mean(err)
+  return jnp.mean(weight * err), {"mse": jnp.mean(err)}
 
 
 def frame_times(key, batch: int, frames: int, group: int, independent_prob: float):
@@ -92,16 +97,21 @@ def ema_update(ema, params, decay: float, step):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-def train_step(state: TrainState, batch, base_key, *, graphdef, tx, cfg: StepConfig, lr_fn):
-  """One optimizer update. The RNG is fold_in(base_key, step), so a resumed run repeats exactly."""
+def train_step(state: TrainState, batch, base_key, frozen, *, graphdef, tx, loss_fn, ema_decay,
+               lr_fn):
+  """One optimizer update. The RNG is fold_in(base_key, step), so a resumed run repeats exactly.
+
+  loss_fn(params, graphdef, batch, key, frozen) -> (loss, {name: scalar}); `frozen` holds arrays
+  the loss reads but training leaves alone (the VAE of latent diffusion; {} if none).
+  """
   key = jax.random.fold_in(base_key, state.step)
-  grad_fn = jax.value_and_grad(diffusion_loss, has_aux=True)
-  (loss, raw_mse), grads = grad_fn(state.params, graphdef, batch, key, cfg)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (loss, aux), grads = grad_fn(state.params, graphdef, batch, key, frozen)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state,
-                         ema_params=ema_update(state.ema_params, params, cfg.ema_decay, state.step))
-  metrics = {"loss": loss, "mse": raw_mse, "grad_norm": optax.tree.norm(grads),
+                         ema_params=ema_update(state.ema_params, params, ema_decay, state.step))
+  metrics = {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads),
              "param_norm": optax.tree.norm(params), "lr": lr_fn(state.step)}
   return new_state, metrics
 
@@ -113,10 +123,11 @@ def batch_shardings(mesh, rules, batch_like):
       batch_like)
 
 
-def jit_train_step(config, graphdef, tx, state_sharding, batch_sharding, mesh):
-  """train_step compiled with in/out shardings and the state donated."""
-  step = functools.partial(train_step, graphdef=graphdef, tx=tx,
-                           cfg=StepConfig.from_config(config), lr_fn=learning_rate(config.train))
+def jit_train_step(config, graphdef, tx, state_sharding, batch_sharding, mesh, *, loss_fn):
+  """train_step compiled with in/out shardings and the state donated; frozen arrays replicated."""
+  step = functools.partial(train_step, graphdef=graphdef, tx=tx, loss_fn=loss_fn,
+                           ema_decay=float(config.train.ema_decay),
+                           lr_fn=learning_rate(config.train))
   repl = rules_lib.replicated(mesh)
-  return jax.jit(step, in_shardings=(state_sharding, batch_sharding, repl),
+  return jax.jit(step, in_shardings=(state_sharding, batch_sharding, repl, repl),
                  out_shardings=(state_sharding, repl), donate_argnums=0)

@@ -7,8 +7,8 @@ from sora_jax.train import loop, metrics, step as step_lib
 def fixed_loss(run, params, batch):
   """Mean diffusion loss over a few fixed noise draws: comparable across parameter sets."""
   cfg = step_lib.StepConfig.from_config(run.config)
-  losses = [step_lib.diffusion_loss(params, run.graphdef, batch, jax.random.key(k), cfg)[1]
-            for k in range(4)]
+  losses = [step_lib.diffusion_loss(params, run.graphdef, batch, jax.random.key(k), {},
+                                    cfg)[1]["mse"] for k in range(4)]
   return float(np.mean(losses))
 
 
@@ -19,7 +19,7 @@ def test_training_lowers_the_loss_and_compiles_once(config, tmp_path):
   before = fixed_loss(run, run.state.params, batch)
   key = jax.random.key(0)
   for _ in range(config.train.steps):
-    run.state, _ = run.step_fn(run.state, loop.global_batch(run, next(run.data)), key)
+    run.state, _ = run.step_fn(run.state, loop.global_batch(run, next(run.data)), key, run.frozen)
   after = fixed_loss(run, run.state.params, batch)
   assert after < 0.8 * before, (before, after)
   assert run.step_fn._cache_size() == 1  # traced and compiled once for all steps

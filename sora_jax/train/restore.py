@@ -1,0 +1,43 @@
+"""Restoring a trained workdir for use (sampling, or a frozen VAE under a DiT): config and weights."""
+
+import dataclasses
+
+import ml_collections
+from flax import nnx
+
+from sora_jax.parallel import mesh as mesh_lib
+from sora_jax.parallel import rules as rules_lib
+from sora_jax.train import checkpoint, state as state_lib
+
+
+@dataclasses.dataclass
+class Trained:
+  """A restored model: its config, graph and (EMA) parameters at checkpoint `step`."""
+  config: ml_collections.ConfigDict
+  graphdef: nnx.GraphDef
+  params: nnx.State
+  step: int
+
+
+def load_trained(workdir, *, use_ema: bool = True) -> Trained:
+  """Restores the latest checkpoint of `workdir` (raises NoCheckpointError if there is none)."""
+  ckpt = checkpoint.Checkpointer(workdir, create=False)
+  step = ckpt.latest_step()
+  config = ml_collections.ConfigDict(ckpt.restore_config(step))
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = rules_lib.as_rules(config.mesh.rules)
+  tx = state_lib.make_optimizer(config.train)
+  with rules_lib.activate(mesh, rules):
+    graphdef, abstract = state_lib.abstract_state(config, tx)
+    shardings = state_lib.state_shardings(abstract, tx, mesh, rules)
+  state = ckpt.restore(step, checkpoint.abstract_with_shardings(abstract, shardings))
+  ckpt.close()
+  return Trained(config, graphdef, state.ema_params if use_ema else state.params, step)
+
+
+def task_of(workdir) -> str:
+  """What the run in `workdir` trains ("dit" or "vae"), read from its latest checkpoint's config."""
+  ckpt = checkpoint.Checkpointer(workdir, create=False)
+  config = ckpt.restore_config(ckpt.latest_step())
+  ckpt.close()
+  return config.get("task", "dit")
