@@ -94,8 +94,11 @@ def main():
   d = config.data
   peak = matmul_peak()
   step_s, gen = train_step_time(config, args.steps)
+  frames, height, width = d.frames, d.height, d.width
+  if gen.latent is not None:  # the DiT's own FLOPs on latents (the frozen VAE encode not counted)
+    frames, height, width = gen.latent.shape(d.frames, d.height, d.width)[:3]
   model_flops = config.train.batch_size * flops.train_flops(
-      config.model, frames=d.frames, height=d.height, width=d.width, text_len=d.text_len + 1)
+      config.model, frames=frames, height=height, width=width, text_len=d.text_len + 1)
   row = {
       "device": jax.devices()[0].device_kind, "config": args.config,
       "matmul_peak_tflops": peak / 1e12, "train_step_s": step_s,

@@ -5,7 +5,7 @@ into one line.
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
-  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1]
+  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--stagger 1]
 """
 
 import argparse
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
   e.add_argument("--num_prompts", type=int)
   e.add_argument("--seeds", type=int)
   e.add_argument("--steps", type=int)
+  e.add_argument("--stagger", type=float)
   return p
 
 
@@ -132,7 +133,8 @@ def cmd_eval(args) -> None:
   gen = pipeline.load(args.workdir)
   cfg = gen.config.eval
   prompts = run.heldout_prompts(gen.config.data, args.num_prompts or cfg.num_prompts)
-  report = run.evaluate(gen, prompts, seeds=args.seeds or cfg.seeds, steps=args.steps)
+  report = run.evaluate(gen, prompts, seeds=args.seeds or cfg.seeds, steps=args.steps,
+                        stagger=args.stagger)
   print(run.write_report(report, args.workdir))
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
 

@@ -1,4 +1,4 @@
-"""Restoring a trained workdir for use (sampling, or a frozen VAE under a DiT): config and weights."""
+"""A trained workdir restored for use (sampling, or a frozen VAE under a DiT): config, weights."""
 
 import dataclasses
 

@@ -59,7 +59,8 @@ def _init(config, tx) -> tuple[nnx.GraphDef, TrainState]:
   model = build_model(config)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   if rest:
-    raise ValueError(f"the model holds non-parameter state, which TrainState does not carry: {rest}")
+    raise ValueError(f"the model holds non-parameter state, which TrainState does not carry: "
+                     f"{rest}")
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                      opt_state=tx.init(params), ema_params=jax.tree.map(jnp.copy, params))
   return graphdef, state
