@@ -61,6 +61,7 @@ def save_stats(workdir, step: int, stats: dict) -> None:
 
 
 def load_stats(workdir, step: int) -> dict:
+  """The stats `save_stats` wrote, checked to belong to checkpoint `step`."""
   path = os.path.join(workdir, STATS_FILE)
   try:
     with open(path, encoding="utf-8") as f:
