@@ -125,7 +125,7 @@ def cmd_eval(args) -> None:
   from sora_jax.sample import pipeline
   from sora_jax.train import restore
   if restore.task_of(args.workdir) == "vae":  # the compression network: held-out reconstructions
-    trained = restore.load_trained(args.workdir)
+    trained = restore.load_trained(args.workdir, task="vae")
     report = reconstruction.evaluate(trained, trained.config.data, args.num_prompts)
     print(reconstruction.write_report(report, args.workdir))
     return

@@ -12,6 +12,7 @@ import sys
 import ml_collections
 
 from sora_jax.models import patching
+from sora_jax.train import state
 
 
 def load_file(path: str) -> ml_collections.ConfigDict:
@@ -87,8 +88,7 @@ def validate(config) -> None:
   for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
     if t[name] < 1:
       raise ValueError(f"train.{name}={t[name]}: must be >= 1")
-  if config.task not in ("dit", "vae"):
-    raise ValueError(f"task={config.task!r}; allowed: dit, vae")
+  state.task_of(config)  # raises on an unknown task
   m = config.model
   if m.width % m.num_heads:
     raise ValueError(f"model.width={m.width} is not divisible by model.num_heads={m.num_heads}")

@@ -78,10 +78,7 @@ def load_stats(workdir, step: int) -> dict:
 def load(vae_workdir) -> tuple[LatentSpace, dict]:
   """(LatentSpace, frozen arrays) of the trained VAE in `vae_workdir`."""
   from sora_jax.train import restore  # the train package builds models; import it lazily
-  trained = restore.load_trained(vae_workdir)
-  if trained.config.get("task", "dit") != "vae":
-    raise ValueError(f"model.vae_workdir={vae_workdir!r} holds a {trained.config.task!r} run, "
-                     "not a VAE (train one with `sora-jax train-vae`)")
+  trained = restore.load_trained(vae_workdir, task="vae")
   stats = load_stats(vae_workdir, trained.step)
   v = trained.config.vae
   space = LatentSpace(trained.graphdef, tuple(v.factors), int(v.latent_channels))

@@ -29,10 +29,8 @@ class Generator:
 
 def load(workdir, *, use_ema: bool = True) -> Generator:
   """Restores the latest checkpoint of `workdir` (raises NoCheckpointError if there is none)."""
-  trained = restore.load_trained(workdir, use_ema=use_ema)
+  trained = restore.load_trained(workdir, task="dit", use_ema=use_ema)
   config = trained.config
-  if config.get("task", "dit") != "dit":
-    raise ValueError(f"{workdir} holds a {config.task!r} run; sample from a DiT workdir")
   latent, frozen = None, {}
   if config.model.get("vae_workdir"):
     latent, frozen = latents.load(config.model.vae_workdir)

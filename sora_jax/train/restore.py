@@ -19,11 +19,19 @@ class Trained:
   step: int
 
 
-def load_trained(workdir, *, use_ema: bool = True) -> Trained:
-  """Restores the latest checkpoint of `workdir` (raises NoCheckpointError if there is none)."""
+_HOW_TO_TRAIN = {"dit": "sora-jax train", "vae": "sora-jax train-vae"}
+
+
+def load_trained(workdir, *, task: str, use_ema: bool = True) -> Trained:
+  """Restores the latest checkpoint of `workdir`, which must hold a `task` run (raises
+  NoCheckpointError if there is no checkpoint)."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
   step = ckpt.latest_step()
   config = ml_collections.ConfigDict(ckpt.restore_config(step))
+  if state_lib.task_of(config) != task:
+    ckpt.close()
+    raise ValueError(f"{workdir} holds a {config.task!r} run, not a {task!r} one (train one "
+                     f"with `{_HOW_TO_TRAIN[task]}`)")
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   tx = state_lib.make_optimizer(config.train)
@@ -40,4 +48,4 @@ def task_of(workdir) -> str:
   ckpt = checkpoint.Checkpointer(workdir, create=False)
   config = ckpt.restore_config(ckpt.latest_step())
   ckpt.close()
-  return config.get("task", "dit")
+  return state_lib.task_of(config)

@@ -45,13 +45,18 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
 TASKS = ("dit", "vae")
 
 
+def task_of(config) -> str:
+  """What `config` trains, checked: "dit" (the text-to-video DiT) or "vae" (the video VAE)."""
+  task = config.get("task", "dit")  # checkpoints from before the key are DiTs
+  if task not in TASKS:
+    raise ValueError(f"task={task!r}; allowed: {', '.join(TASKS)}")
+  return task
+
+
 def build_model(config) -> nnx.Module:
   """The model `config.task` trains: the text-to-video DiT, or the video VAE."""
-  task = config.get("task", "dit")  # checkpoints from before the key are DiTs
-  if task == "vae":
+  if task_of(config) == "vae":
     return VideoVAE(config.vae, rngs=nnx.Rngs(config.seed))
-  if task != "dit":
-    raise ValueError(f"task={task!r}; allowed: {', '.join(TASKS)}")
   return VideoDiT(config.model, text_len=config.data.text_len + 1, rngs=nnx.Rngs(config.seed))
 
 

@@ -39,7 +39,7 @@ def test_vae_training_lowers_the_loss_and_stores_latent_stats(vae_workdir):
 
 def test_vae_checkpoint_restores_the_trained_weights(vae_workdir, data_dir):
   from tests.conftest import tiny_config
-  trained = restore.load_trained(str(vae_workdir))
+  trained = restore.load_trained(str(vae_workdir), task="vae")
   assert trained.step == 30 and trained.config.task == "vae"
   config = vae_config(tiny_config(data_dir))
   config.train.steps = 40  # resume: the restored state is the trained one, not a fresh init
@@ -68,11 +68,13 @@ def test_latent_dit_rejects_a_mismatched_vae(vae_workdir, config, tmp_path):
   config.model.channels, config.model.vae_workdir = 4, str(tmp_path)
   with pytest.raises(ValueError, match="no checkpoint"):
     loop.setup(config, str(tmp_path / "b"))
+  with pytest.raises(ValueError, match="holds a 'vae' run, not a 'dit' one"):
+    pipeline.load(str(vae_workdir))  # a VAE workdir is no DiT to sample from
 
 
 def test_vae_eval_reports_psnr_compression_and_kept_attributes(vae_workdir):
   from sora_jax.eval import reconstruction
-  trained = restore.load_trained(str(vae_workdir))
+  trained = restore.load_trained(str(vae_workdir), task="vae")
   report = reconstruction.evaluate(trained, trained.config.data, limit=4)
   assert report["clips"] == 4 and np.isfinite(report["psnr"]) and np.isfinite(report["psnr_image"])
   assert report["compression"] == pytest.approx(4 * 16 * 16 * 3 / (2 * 4 * 4 * 4))
