@@ -45,7 +45,7 @@ def probe(gen, clips: int, t_later: float, seed: int = 0) -> dict:
   d = config.diffusion
   rows = []
   for i, ex in enumerate(examples):
-    x0 = jnp.asarray(ex["video"], jnp.float32)[None] / 127.5 - 1.0
+    x0 = jnp.asarray(data_pipeline.to_unit_range(ex["video"]))[None]
     frames = x0.shape[1]
     t = jnp.asarray([[0.0] * group + [t_later] * (frames - group)])
     a, s = schedules.alpha_sigma(d.schedule, t, d.shift)

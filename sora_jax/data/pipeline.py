@@ -21,11 +21,16 @@ from sora_jax.data import tokenizer
 CAPTION_KEYS = tuple(f"caption_{r}" for r in captions.REGISTERS)
 
 
+def to_unit_range(video_uint8) -> np.ndarray:
+  """uint8 pixels -> float32 in [-1, 1], the range the models see (video_io.to_uint8 inverts)."""
+  return np.asarray(video_uint8, np.float32) / 127.5 - 1.0
+
+
 class DecodeVideo(grain.transforms.Map):
   """uint8 video -> float32 in [-1, 1]; keeps the captions, drops ground truth."""
 
   def map(self, example):
-    video = example["video"].astype(np.float32) / 127.5 - 1.0  # [T, H, W, 3]
+    video = to_unit_range(example["video"])  # [T, H, W, 3]
     return {"video": video, **{k: example[k] for k in CAPTION_KEYS}}
 
 

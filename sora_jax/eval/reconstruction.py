@@ -10,12 +10,9 @@ from sora_jax.data import pipeline
 from sora_jax.eval import judge
 from sora_jax.models import vae as vae_lib
 from sora_jax.sample import video_io
+from sora_jax.train import vae_loss
 
 ATTRIBUTES = ("presence", "colour", "shape", "size", "direction")
-
-
-def _to_float(video_uint8):
-  return np.asarray(video_uint8, np.float32) / 127.5 - 1.0
 
 
 def reconstruct(trained, videos, batch: int = 16) -> np.ndarray:
@@ -28,16 +25,15 @@ def reconstruct(trained, videos, batch: int = 16) -> np.ndarray:
     return model.decode(model.encode(padded)[0])[:, :video.shape[1]]
 
   model = nnx.merge(trained.graphdef, trained.params)
-  out = [np.asarray(roundtrip(model, _to_float(videos[i:i + batch])))
+  out = [np.asarray(roundtrip(model, pipeline.to_unit_range(videos[i:i + batch])))
          for i in range(0, len(videos), batch)]
   return video_io.to_uint8(np.concatenate(out))
 
 
 def psnr(a_uint8, b_uint8) -> float:
   """Mean over clips of the PSNR (dB) between uint8 clips, on the [-1, 1] scale (peak 2)."""
-  err = (_to_float(a_uint8) - _to_float(b_uint8)) ** 2
-  mse = err.reshape(len(err), -1).mean(1)
-  return float(np.mean(10 * np.log10(4.0 / np.maximum(mse, 1e-10))))
+  err = (pipeline.to_unit_range(a_uint8) - pipeline.to_unit_range(b_uint8)) ** 2
+  return float(np.mean(vae_loss.psnr(err.reshape(len(err), -1).mean(1))))
 
 
 def preserved(truth: list, recon: list) -> float:
