@@ -19,10 +19,5 @@ def get_config():
   c.vae.stem = (4, 4, 4)
   c.vae.widths = (128,)
   c.vae.blocks = 1
-  c.train.steps = 2_000
-  c.train.batch_size = 16
-  c.train.lr = 1e-3
-  c.train.warmup_steps = 100
-  c.train.ema_decay = 0.99
-  c.train.checkpoint_every = 500
+  c.train.ema_decay = 0.99  # steps, batch, lr, warmup and checkpoints as in tiny_cpu
   return c
