@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.rope_theta = 10_000.0
   # add 3D sin-cos position features to the patch embedding (measured neutral on the tiny world)
   c.model.abs_pos = False
+  # known frames as extra input channels: image-to-video, extension, infilling, connecting
+  c.model.known_frames = False
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False
@@ -69,6 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
   # share of training clips whose frame groups (temporal patches) get independent noise levels
   c.diffusion.independent_time_prob = 0.0
+  # share of training clips given some frames clean (first / prefix / suffix / both ends);
+  # needs model.known_frames
+  c.diffusion.known_frames_prob = 0.0
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 100_000

@@ -1,9 +1,11 @@
 """Does a trained DiT move objects the way the prompt says? A probe, not a benchmark.
 
-For held-out test clips, the first frame group is given clean and the rest noised to time --t;
-the model's x0 prediction for the later frames is read for where the object went, once per
-prompted direction (same colour, shape, size, speed). A model that has learned the dynamics
-moves the object along the prompted direction; one that has not leaves a blob in place.
+For held-out test clips, the first frame is given (as a known frame, for a model built with
+model.known_frames; else the first frame group is left clean) and the rest noised to time --t;
+the model's x0 prediction for the later frames is read for where the object went by the middle
+of the clip, once per prompted direction (same colour, shape, size, speed). A model that has
+learned the dynamics moves the object along the prompted direction; one that has not leaves a
+blob in place.
 
   python experiments/motion_probe.py --workdir=runs/demo --t 0.9 --clips 8
 """
@@ -38,7 +40,8 @@ def probe(gen, clips: int, t_later: float, seed: int = 0) -> dict:
   config = gen.config
   if gen.latent is not None:
     raise ValueError("the probe reads pixels; point it at a pixel-space DiT")
-  group = config.model.patch[0]
+  known_frames = config.model.get("known_frames", False)
+  start = 0 if known_frames else config.model.patch[0]  # the first frame not given
   examples = [e for e in data_pipeline.eval_examples(config.data, "test")
               if len(e["objects"]) == 1][:clips]
   model = nnx.merge(gen.graphdef, gen.params)
@@ -47,7 +50,8 @@ def probe(gen, clips: int, t_later: float, seed: int = 0) -> dict:
   for i, ex in enumerate(examples):
     x0 = jnp.asarray(data_pipeline.to_unit_range(ex["video"]))[None]
     frames = x0.shape[1]
-    t = jnp.asarray([[0.0] * group + [t_later] * (frames - group)])
+    t = jnp.asarray([[0.0] * start + [t_later] * (frames - start)])
+    known, mask = (x0, jnp.zeros((1, frames)).at[0, 0].set(1.0)) if known_frames else (None, None)
     a, s = schedules.alpha_sigma(d.schedule, t, d.shift)
     eps = noise_lib.video_noise(jax.random.key(seed + i), x0.shape, d.frame_noise_corr)
     x_t = objectives.noisy(x0, eps, a, s)
@@ -55,10 +59,10 @@ def probe(gen, clips: int, t_later: float, seed: int = 0) -> dict:
       obj = dict(ex["objects"][0], direction=direction)
       prompt = captions.caption([obj], "plain", np.random.default_rng(0))
       text = jnp.asarray(tokenizer.encode_batch([prompt], config.data.text_len + 1))
-      pred = model(x_t, t, text)
+      pred = model(x_t, t, text, known, mask)
       x0_hat, _ = objectives.to_x0_eps(d.prediction, pred, x_t, a, s)
       c = centroids(np.asarray(x0_hat[0]))
-      move = c[-1] - c[group]  # from the first predicted frame to the last, (dy, dx) pixels
+      move = c[frames // 2] - c[start]  # (dy, dx) pixels by mid-clip (a bounce may follow)
       along = float(move[0] * dy + move[1] * dx)
       rows.append({"clip": i, "true": ex["objects"][0]["direction"], "prompted": direction,
                    "moved_along_prompt_px": along})

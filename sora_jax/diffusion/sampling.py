@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from sora_jax.diffusion import noise as noise_lib
-from sora_jax.diffusion import objectives, schedules
+from sora_jax.diffusion import known_frames, objectives, schedules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,21 +84,24 @@ def _per_frame(v, x):
   return jnp.broadcast_to(v[:, None] if v.ndim == 1 else v, x.shape[:2])
 
 
-def guided(model_fn: Callable, x, t, cond, uncond, guidance: float):
-  """Classifier-free guidance: conditional and unconditional passes in one batch."""
+def guided(model_fn: Callable, x, t, cond, uncond, guidance: float, known=None, mask=None):
+  """Classifier-free guidance: conditional and unconditional passes in one batch (both see the
+  known frames, if any: guidance is on the text)."""
   if guidance == 1.0:
-    return model_fn(x, t, cond)
+    return model_fn(x, t, cond, known, mask)
   b = x.shape[0]
-  both = model_fn(jnp.concatenate([x, x]), jnp.concatenate([t, t]),
-                  jnp.concatenate([cond, uncond]))
+  twice = lambda v: None if v is None else jnp.concatenate([v, v])
+  both = model_fn(twice(x), twice(t), jnp.concatenate([cond, uncond]), twice(known), twice(mask))
   pred_c, pred_u = both[:b], both[b:]
   return pred_u + guidance * (pred_c - pred_u)
 
 
-def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond):
+def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, known=None,
+           mask=None):
   """Runs the whole DDIM chain from noise; call it under jit (the loop is a lax.fori_loop).
 
-  model_fn(x [B, T, ...], t [B, T], text [B, L]) -> prediction; cond / uncond: text tokens [B, L].
+  model_fn(x [B, T, ...], t [B, T], text [B, L], known, mask) -> prediction; cond / uncond: text
+  tokens [B, L]; known [B, T, ...] / mask [B, T]: frames given clean (None: text-to-video).
   """
   init_key, loop_key = jax.random.split(key)
   x = noise_lib.video_noise(init_key, shape, cfg.frame_noise_corr)
@@ -106,8 +109,8 @@ def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond):
   def body(i, x):
     t = jnp.broadcast_to(frame_times(cfg, i, shape[1]), shape[:2])
     s = jnp.broadcast_to(frame_times(cfg, i + 1, shape[1]), shape[:2])
-    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance)
+    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance, known, mask)
     noise = noise_lib.video_noise(jax.random.fold_in(loop_key, i), shape, cfg.frame_noise_corr)
     return ddim_step(cfg, x, pred, t, s, noise)
 
-  return jax.lax.fori_loop(0, cfg.steps, body, x)
+  return known_frames.paste(jax.lax.fori_loop(0, cfg.steps, body, x), known, mask)

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from sora_jax.diffusion import known_frames
 from sora_jax.models import layers, patching, rope
 from sora_jax.models.text import TextEncoder
 from sora_jax.parallel.rules import constrain
@@ -57,9 +58,13 @@ class VideoDiT(nnx.Module):
     self.patch, self.channels, self.remat = tuple(cfg.patch), cfg.channels, cfg.remat
     self.head_dim, self.rope_theta = dim // cfg.num_heads, cfg.rope_theta
     self.abs_pos = cfg.get("abs_pos", False)  # checkpoints from before the key trained without
+    # known frames (image-to-video, extension, ...) as C + 1 extra input channels
+    self.known_frames = cfg.get("known_frames", False)
     rope.axis_dims(self.head_dim)  # validates the head dimension early
     patch_dim = math.prod(self.patch) * cfg.channels
-    self.patch_embed = layers.dense(patch_dim, dim, ("patch", "embed"), rngs, **kw)
+    in_channels = 2 * cfg.channels + 1 if self.known_frames else cfg.channels
+    self.patch_embed = layers.dense(math.prod(self.patch) * in_channels, dim, ("patch", "embed"),
+                                    rngs, **kw)
     self.time_in = layers.dense(TIME_FEATURES, dim, (None, "embed"), rngs, **kw)
     self.time_out = layers.dense(dim, dim, ("embed", None), rngs, **kw)
     self.text = TextEncoder(cfg, text_len, dim, rngs, **kw)
@@ -70,9 +75,14 @@ class VideoDiT(nnx.Module):
     self.final_ada = layers.dense(dim, 2 * dim, ("embed", None), rngs, zero=True, **kw)
     self.final = layers.dense(dim, patch_dim, ("embed", "patch"), rngs, zero=True, **kw)
 
-  def __call__(self, x, t, text):
+  def __call__(self, x, t, text, known=None, mask=None):
+    """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames)."""
     grid = patching.grid_shape(x.shape, self.patch)
-    tokens = patching.patchify(x, self.patch)  # [B, N, pt*ph*pw*C]
+    if self.known_frames:
+      x = known_frames.model_inputs(x, known, mask)
+    elif known is not None:
+      raise ValueError("this model was built without model.known_frames: it cannot take frames")
+    tokens = patching.patchify(x, self.patch)  # [B, N, pt*ph*pw*C_in]
     coords = patching.grid_coords(grid)  # [N, 3]
     h = self.patch_embed(tokens)
     if self.abs_pos:

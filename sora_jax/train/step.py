@@ -10,7 +10,7 @@ from flax import nnx
 
 from sora_jax.data import tokenizer
 from sora_jax.diffusion import noise as noise_lib
-from sora_jax.diffusion import objectives, schedules
+from sora_jax.diffusion import known_frames, objectives, schedules
 from sora_jax.parallel import rules as rules_lib
 from sora_jax.train.state import TrainState, learning_rate
 
@@ -27,6 +27,7 @@ class StepConfig:
   frame_noise_corr: float
   independent_time_prob: float
   time_group: int  # frames that share one noise level (the model's temporal patch)
+  known_frames_prob: float = 0.0  # share of clips given some frames clean (known_frames.py)
   latent: object = None  # a models.latents.LatentSpace: denoise its latents instead of pixels
 
   @classmethod
@@ -36,9 +37,13 @@ class StepConfig:
     objectives.check(d.prediction, d.loss_weighting)
     noise_lib.check(d.frame_noise_corr)
     check_prob("diffusion.independent_time_prob", d.independent_time_prob)
+    known_prob = float(d.get("known_frames_prob", 0.0))
+    check_prob("diffusion.known_frames_prob", known_prob)
+    if known_prob and not config.model.get("known_frames", False):
+      raise ValueError("diffusion.known_frames_prob > 0 needs model.known_frames = True")
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
-               float(d.independent_time_prob), int(config.model.patch[0]), latent)
+               float(d.independent_time_prob), int(config.model.patch[0]), known_prob, latent)
 
 
 def check_prob(name: str, p) -> None:
@@ -61,16 +66,20 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   if cfg.latent is not None:
     x0 = cfg.latent.encode(frozen, x0)
   b = x0.shape[0]
-  k_t, k_eps, k_drop = jax.random.split(key, 3)
+  k_t, k_eps, k_drop, k_known = jax.random.split(key, 4)
   t = frame_times(k_t, b, x0.shape[1], cfg.time_group, cfg.independent_time_prob)  # [B, T]
   eps = noise_lib.video_noise(k_eps, x0.shape, cfg.frame_noise_corr)
   alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
   x_t = objectives.noisy(x0, eps, alpha, sigma)
   drop = jax.random.bernoulli(k_drop, cfg.caption_dropout, (b,))
   text = jnp.where(drop[:, None], null_text(b, text.shape[1]), text)
+  known, mask = None, None
+  if cfg.known_frames_prob:
+    known = x0
+    mask = known_frames.random_mask(k_known, b, x0.shape[1], cfg.known_frames_prob)
   model = nnx.merge(graphdef, params)
   with jax.named_scope("dit_forward"):
-    pred = model(x_t, t, text)
+    pred = model(x_t, t, text, known, mask)
   err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
                  axis=tuple(range(2, x0.ndim)))  # [B, T]
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)

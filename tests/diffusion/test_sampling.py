@@ -12,7 +12,7 @@ SHAPE = (2, 4, 8, 8, 3)
 
 def oracle(x0, cfg):
   """A model that knows x0 exactly and answers in `cfg.prediction`'s terms."""
-  def model_fn(x_t, t, text):
+  def model_fn(x_t, t, text, *_):
     del text
     alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
     eps = (x_t - objectives.expand(alpha, x_t) * x0) / jnp.maximum(
@@ -50,7 +50,7 @@ def reference_ddim(model, x, steps):
 def test_ddim_eta0_matches_hand_written_reference():
   model = lambda x, t, xp: 0.5 * x * (1 - t) + 0.2 * xp.sin(x) + 0.1 * t
   cfg = sampling.SamplerConfig(schedule="cosine", prediction="v", steps=5)
-  fn = lambda x, t, text: model(x, t[:, :, None, None, None], jnp)
+  fn = lambda x, t, text, *_: model(x, t[:, :, None, None, None], jnp)
   text = jnp.zeros((2, 3), jnp.int32)
   out = sampling.sample(fn, cfg, jax.random.key(3), SHAPE, text, text)
   x_init = jax.random.normal(jax.random.split(jax.random.key(3))[0], SHAPE)
@@ -87,7 +87,7 @@ def test_ddim_step_leaves_frames_whose_time_does_not_move():
 def test_guidance_combines_conditional_and_unconditional_in_one_batch():
   calls = []
 
-  def fn(x, t, text):
+  def fn(x, t, text, *_):
     calls.append(x.shape[0])
     return jnp.where(text[:, :1, None, None, None] > 0, 1.0, 0.0) * jnp.ones_like(x)
 

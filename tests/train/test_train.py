@@ -1,5 +1,6 @@
 import jax
 import numpy as np
+import pytest
 
 from sora_jax.train import loop, metrics, step as step_lib
 
@@ -58,3 +59,14 @@ def test_frame_times_shared_or_independent_per_frame_group():
   mixed = np.asarray(step_lib.frame_times(jax.random.key(0), 256, 8, 2, 0.5))
   share = np.mean((mixed != mixed[:, :1]).any(axis=1))
   assert 0.35 < share < 0.65, share
+
+
+def test_known_frames_training_runs_and_needs_the_model_flag(config, tmp_path):
+  config.diffusion.known_frames_prob = 1.0
+  with pytest.raises(ValueError, match="needs model.known_frames"):
+    step_lib.StepConfig.from_config(config)
+  config.model.known_frames = True
+  config.train.steps = 2
+  state = loop.train(config, str(tmp_path / "k"), progress=False)
+  rows = metrics.read_metrics(str(tmp_path / "k"))
+  assert int(state.step) == 2 and all(np.isfinite(r["loss"]) for r in rows)
