@@ -25,6 +25,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.max_objects = 1
   c.data.text_len = 96  # bytes of caption kept (plus a BOS token)
   c.data.num_workers = 0  # Grain worker processes; part of the checkpointed data contract
+  # a latent DiT reads latents pre-encoded by `sora-jax encode-latents` from here ("" = encode
+  # on the fly in the train step)
+  c.data.latent_cache = ""
 
   c.model = ml_collections.ConfigDict()
   c.model.width = 384

@@ -1,7 +1,8 @@
-"""`sora-jax train | train-vae | sample | eval`: parses flags, calls the library, turns user errors
-into one line.
+"""`sora-jax train | train-vae | encode-latents | sample | eval`: parses flags, calls the
+library, turns user errors into one line.
 
   sora-jax train-vae --config=configs/vae_tiny.py --workdir=runs/vae
+  sora-jax encode-latents --config=configs/tiny_latent.py --config.data.latent_cache=runs/cache
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
@@ -31,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser(name, allow_abbrev=False, help=f"train (or resume) {what}")
     t.add_argument("--config", required=True)
     t.add_argument("--workdir", required=True)
+  c = sub.add_parser("encode-latents", allow_abbrev=False,
+                     help="encode the train split once with a latent DiT's VAE, into "
+                          "data.latent_cache")
+  c.add_argument("--config", required=True)
   s = sub.add_parser("sample", allow_abbrev=False, help="generate videos from prompts")
   s.add_argument("--workdir", required=True)
   s.add_argument("--prompt", action="append", default=[])
@@ -97,8 +102,17 @@ def cmd_train(args, overrides) -> None:
   if config.task != task:
     other = "train-vae" if config.task == "vae" else "train"
     raise UsageError(f"{args.config} has task={config.task!r}: run `sora-jax {other}`")
-  loop.train(config, args.workdir)
-  print(f"trained to step {config.train.steps}: {os.path.abspath(args.workdir)}")
+  state = loop.train(config, args.workdir)  # SIGTERM stops it early, at a checkpointed step
+  print(f"trained to step {int(state.step)}: {os.path.abspath(args.workdir)}")
+
+
+def cmd_encode_latents(args, overrides) -> None:
+  from sora_jax import configlib
+  from sora_jax.data import latent_cache
+  config = configlib.load(args.config, overrides)
+  meta = latent_cache.write(config)
+  print(f"encoded {meta['count']} clips to latents {meta['latent_shape']}: "
+        f"{os.path.abspath(config.data.latent_cache)}")
 
 
 def cmd_sample(args) -> None:
@@ -152,9 +166,10 @@ def main(argv=None) -> int:
   _quiet_libraries()
   try:
     args, extra = _parser().parse_known_args(argv)
-    if not args.command.startswith("train") and extra:
+    if args.command not in ("train", "train-vae", "encode-latents") and extra:
       raise UsageError(f"unrecognised arguments: {' '.join(extra)}")
     {"train": lambda: cmd_train(args, extra), "train-vae": lambda: cmd_train(args, extra),
+     "encode-latents": lambda: cmd_encode_latents(args, extra),
      "sample": lambda: cmd_sample(args), "eval": lambda: cmd_eval(args)}[args.command]()
   except (ValueError, FileNotFoundError) as e:  # user errors: configlib, checkpoint, video_io, ...
     print(f"sora-jax: error: {e}", file=sys.stderr)

@@ -131,3 +131,12 @@ def test_sample_batch_writes_every_format_in_prompt_order(trained, tmp_path):
     assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", "a red circle",
                      "--out", str(tmp_path / f"one.{ext}")]) == 0
     assert (tmp_path / f"one.{ext}").stat().st_size > 0
+
+
+def test_encode_latents_needs_a_cache_folder_and_a_vae(tmp_path):
+  code, _, err = run_cli("encode-latents", f"--config={TINY}")
+  assert code == 2 and "needs --config.data.latent_cache=DIR" in err
+  code, _, err = run_cli("encode-latents", f"--config={TINY}",
+                         f"--config.data.latent_cache={tmp_path / 'c'}",
+                         f"--config.model.vae_workdir={tmp_path / 'none'}")
+  assert code == 2 and "no checkpoints" in err and not (tmp_path / "c").exists()

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sora_jax.data import captions
+from sora_jax.data import latent_cache
 from sora_jax.data import shapes
 from sora_jax.data import tokenizer
 
@@ -44,7 +45,8 @@ class TokenizeRandomCaption(grain.transforms.RandomMap):
     text = example[CAPTION_KEYS[rng.integers(len(CAPTION_KEYS))]]
     if isinstance(text, bytes):
       text = text.decode("utf-8")
-    return {"video": example["video"], "text": tokenizer.encode(text, self.length)}
+    clip = {k: example[k] for k in ("video", "latent") if k in example}
+    return {**clip, "text": tokenizer.encode(text, self.length)}
 
 
 def data_source(data_cfg, split: str):
@@ -64,7 +66,8 @@ def data_source(data_cfg, split: str):
 
 def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 0,
                   process_count: int = 1) -> grain.IterDataset:
-  """Infinite batches {"video": f32 [B, T, H, W, 3], "text": i32 [B, text_len + 1]}.
+  """Infinite batches {"video": f32 [B, T, H, W, 3], "text": i32 [B, text_len + 1]}; with
+  `data_cfg.latent_cache` set, {"latent": f32 [B, T', h, w, Cz], "text": ...} from that cache.
 
   B = batch_size // process_count: each process reads a disjoint, equally long
   slice of the train split. Epochs are reshuffled (`shuffle` before `repeat`
@@ -80,7 +83,8 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
         f" got {batch_size!r}")
   if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
     raise ValueError(f"seed must be in [0, 2**32), got {seed!r}")
-  source = data_source(data_cfg, "train")
+  cache = data_cfg.get("latent_cache", "")
+  source = latent_cache.data_source(cache) if cache else data_source(data_cfg, "train")
   per_process = len(source) // process_count
   local_batch = batch_size // process_count
   if per_process < local_batch:
@@ -91,7 +95,7 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
   ds = ds[process_index : per_process * process_count : process_count]
   ds = ds.seed(seed)  # shuffle and random_map derive distinct seeds from it
   ds = ds.shuffle().repeat()
-  ds = ds.map(DecodeVideo())
+  ds = ds.map(latent_cache.DecodeLatent() if cache else DecodeVideo())
   ds = ds.random_map(TokenizeRandomCaption(data_cfg.text_len + 1))
   ds = ds.batch(local_batch, drop_remainder=True)
   # Bounded read-ahead: the default buffer of 500 elements would hold 500 batches.

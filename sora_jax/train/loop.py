@@ -13,7 +13,7 @@ import numpy as np
 import tqdm
 from flax import nnx
 
-from sora_jax.data import pipeline, shapes
+from sora_jax.data import latent_cache, pipeline, shapes
 from sora_jax.parallel import mesh as mesh_lib
 from sora_jax.parallel import rules as rules_lib
 from sora_jax.models import latents, patching, vae as vae_lib
@@ -64,6 +64,7 @@ def setup(config, workdir) -> Run:
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   shapes.build(config.data)
+  loss_fn, frozen = task_loss(config)  # first: it checks the VAE and any latent cache
   data = iter(pipeline.train_dataset(
       config.data, batch_size=config.train.batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count()))
@@ -75,10 +76,10 @@ def setup(config, workdir) -> Run:
     abstract = checkpoint.abstract_with_shardings(state, shardings)
     del state  # free the fresh init before the restored copy arrives
     state = ckpt.restore(ckpt.latest_step(), abstract, data)
-  sample = {"video": jax.ShapeDtypeStruct((1, 1, 1, 1, 1), "float32"),
+  clip = "latent" if config.data.get("latent_cache") else "video"
+  sample = {clip: jax.ShapeDtypeStruct((1, 1, 1, 1, 1), "float32"),
             "text": jax.ShapeDtypeStruct((1, 1), "int32")}
   batch_sharding = step_lib.batch_shardings(mesh, rules, sample)
-  loss_fn, frozen = task_loss(config)
   step_fn = step_lib.jit_train_step(config, graphdef, tx, shardings, batch_sharding, mesh,
                                     loss_fn=loss_fn)
   return Run(config, workdir, mesh, rules, graphdef, state, step_fn, data, ckpt, batch_sharding,
@@ -92,6 +93,9 @@ def task_loss(config):
     return functools.partial(vae_loss.vae_loss,
                              cfg=vae_loss.VaeLossConfig.from_config(config)), {}
   latent, frozen = None, {}
+  if config.data.get("latent_cache") and not config.model.vae_workdir:
+    raise ValueError("data.latent_cache is set but model.vae_workdir is not: the cache holds "
+                     "the latents of that VAE")
   if config.model.vae_workdir:
     latent, frozen = latents.load(config.model.vae_workdir)
     if config.model.channels != latent.channels:
@@ -99,6 +103,9 @@ def task_loss(config):
                        f"{config.model.vae_workdir} has {latent.channels} latent channels")
     d = config.data
     patching.check_divisible(*latent.shape(d.frames, d.height, d.width)[:3], config.model.patch)
+    if d.get("latent_cache"):  # the step reads cached latents: the VAE stays on disk
+      latent_cache.check(config)
+      frozen = {}
   cfg = step_lib.StepConfig.from_config(config, latent)
   return functools.partial(step_lib.diffusion_loss, cfg=cfg), frozen
 

@@ -60,11 +60,15 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   """Weighted regression of the model's prediction at a random time on a random noise draw.
 
   Returns (loss, {"mse": unweighted mean squared error}). With `cfg.latent` the clip is first
-  encoded by the frozen VAE whose arrays are `frozen`.
+  encoded by the frozen VAE whose arrays are `frozen`, unless the batch brings its "latent".
   """
-  x0, text = batch["video"], batch["text"]
-  if cfg.latent is not None:
-    x0 = cfg.latent.encode(frozen, x0)
+  text = batch["text"]
+  if "latent" in batch:  # read from a pre-encoded cache (data/latent_cache.py)
+    x0 = batch["latent"]
+  elif cfg.latent is not None:
+    x0 = cfg.latent.encode(frozen, batch["video"])
+  else:
+    x0 = batch["video"]
   b = x0.shape[0]
   k_t, k_eps, k_drop, k_known = jax.random.split(key, 4)
   t = frame_times(k_t, b, x0.shape[1], cfg.time_group, cfg.independent_time_prob)  # [B, T]

@@ -88,3 +88,32 @@ def test_preserved_counts_only_what_the_judge_gets_right_on_the_original():
   truth = [[right], [dict(right, shape=False)]]  # the judge misses clip 1's shape anyway
   assert reconstruction.preserved(truth, [[right], [dict(right, shape=False)]]) == 1.0
   assert reconstruction.preserved(truth, [[dict(right, colour=False)], [right]]) == 0.5
+
+
+def test_latent_cache_equals_on_the_fly_encoding_and_trains(vae_workdir, config, tmp_path):
+  import copy
+  import json
+  from sora_jax.data import latent_cache, pipeline as data_pipeline
+  config.model.vae_workdir = str(vae_workdir)
+  config.model.channels, config.model.patch = 4, (1, 2, 2)
+  config.data.latent_cache = str(tmp_path / "cache")
+  with pytest.raises(ValueError, match="no finished cache"):
+    loop.setup(config, str(tmp_path / "early"))
+  meta = latent_cache.write(config, batch_size=8)
+  assert meta["count"] == config.data.num_train and meta["latent_shape"] == [2, 4, 4, 4]
+  # Record i is clip i: the same seed gives the same batches, as latents instead of pixels.
+  pixels_cfg = copy.deepcopy(config.data)
+  pixels_cfg.latent_cache = ""
+  cached = next(iter(data_pipeline.train_dataset(config.data, batch_size=4, seed=3)))
+  pixels = next(iter(data_pipeline.train_dataset(pixels_cfg, batch_size=4, seed=3)))
+  assert set(cached) == {"latent", "text"}
+  space, frozen = latents.load(str(vae_workdir))
+  np.testing.assert_allclose(cached["latent"], space.encode(frozen, pixels["video"]), atol=1e-5)
+  np.testing.assert_array_equal(cached["text"], pixels["text"])
+  config.train.steps = 2
+  state = loop.train(config, str(tmp_path / "dit"), progress=False)
+  assert int(state.step) == 2
+  meta_path = tmp_path / "cache" / latent_cache.META
+  json.dump(dict(meta, vae_step=meta["vae_step"] - 1), open(meta_path, "w"))
+  with pytest.raises(ValueError, match="made for other inputs"):
+    loop.setup(config, str(tmp_path / "stale"))
