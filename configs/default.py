@@ -100,6 +100,8 @@ def get_config() -> ml_collections.ConfigDict:
   # later than group 0 (needs diffusion.independent_time_prob > 0 in training)
   c.sample.stagger = 0.0
   c.sample.use_ema = True
+  # draw the clip, keep its first frame, draw it again knowing it (needs model.known_frames)
+  c.sample.first_frame_pass = False
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_prompts = 16

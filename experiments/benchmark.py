@@ -45,7 +45,8 @@ def matmul_peak(n=2048, repeats=5):
   return 2 * n**3 / timed(lambda: dot(a), repeats)
 
 
-def train_step_time(config, steps):
+def train_step_time(config, steps, cached=False):
+  """Seconds a train step; `cached`: a latent DiT reading pre-encoded latents (no VAE encode)."""
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   tx = state_lib.make_optimizer(config.train)
@@ -56,6 +57,11 @@ def train_step_time(config, steps):
            "text": jnp.asarray(tokenizer.encode_batch(["a small red circle moves left"] * b,
                                                        d.text_len + 1))}
   loss_fn, frozen = loop.task_loss(config)
+  if cached:  # what data.latent_cache feeds: latents, and no VAE in the step
+    space, _ = latents.load(config.model.vae_workdir)
+    batch = {"latent": jnp.zeros((b,) + space.shape(d.frames, d.height, d.width)),
+             "text": batch["text"]}
+    frozen = {}
   fn = step_lib.jit_train_step(config, graphdef, tx, shardings,
                                step_lib.batch_shardings(mesh, rules, batch), mesh, loss_fn=loss_fn)
   key = jax.random.key(0)
@@ -89,6 +95,8 @@ def main():
   p.add_argument("--config", default="configs/tiny_cpu.py")
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--out", default="runs/benchmark.json")
+  p.add_argument("--cached_latents", action="store_true",
+                 help="a latent DiT: also time the step on pre-encoded latents (latent cache)")
   args, overrides = p.parse_known_args()
   config = configlib.load(args.config, overrides)
   d = config.data
@@ -106,6 +114,8 @@ def main():
       "sample_s_per_video": sample_time(gen, 1), "sample_s_per_video_batch4": sample_time(gen, 4),
       "sample_steps": config.sample.steps, "peak_memory_gb": peak_memory_bytes() / 2**30,
   }
+  if args.cached_latents:
+    row["train_step_s_cached_latents"] = train_step_time(config, args.steps, cached=True)[0]
   print("| " + " | ".join(row) + " |\n|" + "---|" * len(row))
   print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values())
         + " |")

@@ -6,7 +6,7 @@ library, turns user errors into one line.
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
-  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--stagger 1]
+  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--stagger 1] [--first_frame_pass]
 """
 
 import argparse
@@ -46,12 +46,16 @@ def _parser() -> argparse.ArgumentParser:
   for name, kind in (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
                      ("frames", int), ("height", int), ("width", int)):
     s.add_argument(f"--{name}", type=kind)
+  first_frame_help = ("draw the clip, keep its first frame, draw it again from that frame "
+                      "(models trained with model.known_frames)")
+  s.add_argument("--first_frame_pass", action="store_true", default=None, help=first_frame_help)
   e = sub.add_parser("eval", allow_abbrev=False, help="prompt adherence on held-out prompts")
   e.add_argument("--workdir", required=True)
   e.add_argument("--num_prompts", type=int)
   e.add_argument("--seeds", type=int)
   e.add_argument("--steps", type=int)
   e.add_argument("--stagger", type=float)
+  e.add_argument("--first_frame_pass", action="store_true", default=None, help=first_frame_help)
   return p
 
 
@@ -124,7 +128,7 @@ def cmd_sample(args) -> None:
     os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
                              guidance=args.guidance, eta=args.eta, stagger=args.stagger,
-                             frames=args.frames, height=args.height, width=args.width)
+                             first_frame_pass=args.first_frame_pass, frames=args.frames, height=args.height, width=args.width)
   for path, prompt, video in zip(paths, prompts, videos):
     video_io.write_video(path, video, metadata=pipeline.provenance(gen, prompt, args.seed))
     print(path)
@@ -147,7 +151,7 @@ def cmd_eval(args) -> None:
   cfg = gen.config.eval
   prompts = run.heldout_prompts(gen.config.data, args.num_prompts or cfg.num_prompts)
   report = run.evaluate(gen, prompts, seeds=args.seeds or cfg.seeds, steps=args.steps,
-                        stagger=args.stagger)
+                        stagger=args.stagger, first_frame_pass=args.first_frame_pass)
   print(run.write_report(report, args.workdir))
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
 

@@ -113,7 +113,8 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
   assert code == 2 and "height=12" in err
 
 
-@pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1")])
+@pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1"),
+                                          ("--first_frame_pass", "needs a model trained with")])
 def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
   out = tmp_path / "a.npy"
   code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), flag)

@@ -27,6 +27,8 @@ class SamplerConfig:
   frame_noise_corr: float = 0.0  # must match training (see noise.py)
   stagger: float = 0.0  # lag of the last frame group behind the first, in chain lengths
   time_group: int = 1  # frames sharing one noise level (the model's temporal patch)
+  # draw the clip, keep its first frame, draw it again knowing that frame (sample_via_first_frame)
+  first_frame_pass: bool = False
 
   def __post_init__(self):
     schedules.check(self.schedule, self.shift)
@@ -114,3 +116,14 @@ def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, kno
     return ddim_step(cfg, x, pred, t, s, noise)
 
   return known_frames.paste(jax.lax.fori_loop(0, cfg.steps, body, x), known, mask)
+
+
+def sample_via_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond):
+  """Emu Video's factorisation with one model: draw the clip, keep its first frame, then draw the
+  clip again knowing that frame. The second pass is image-to-video, where the caption alone says
+  where things go next, which a model trained with known frames follows far better than it
+  picks a motion out of pure noise. Needs a model built with model.known_frames."""
+  k_draft, k_final = jax.random.split(key)
+  draft = sample(model_fn, cfg, k_draft, shape, cond, uncond)
+  mask = jnp.zeros(shape[:2], jnp.float32).at[:, 0].set(1.0)
+  return sample(model_fn, cfg, k_final, shape, cond, uncond, known=draft, mask=mask)

@@ -42,23 +42,30 @@ def sample_videos(params, text, uncond, key, frozen, *, graphdef, cfg: sampling.
                   shape, latent=None, frames=None):
   """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
   [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips."""
-  out = sampling.sample(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
+  run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
+  out = run(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
   return out if latent is None else latent.decode(frozen, out, frames)
 
 
-def sampler_config(config, *, steps=None, guidance=None, eta=None,
-                   stagger=None) -> sampling.SamplerConfig:
+def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
+                   first_frame_pass=None) -> sampling.SamplerConfig:
   d, s = config.diffusion, config.sample
   pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
+  if first_frame_pass is None:
+    first_frame_pass = s.get("first_frame_pass", False)
+  if first_frame_pass and not config.model.get("known_frames", False):
+    raise ValueError("--first_frame_pass needs a model trained with model.known_frames")
   return sampling.SamplerConfig(
       schedule=d.schedule, shift=float(d.shift), prediction=d.prediction,
       steps=int(s.steps if steps is None else steps), guidance=pick(guidance, "guidance"),
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
-      frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0])
+      frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
+      first_frame_pass=bool(first_frame_pass))
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
-             stagger=None, frames=None, height=None, width=None) -> np.ndarray:
+             stagger=None, first_frame_pass=None, frames=None, height=None,
+             width=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order."""
   prompts = [tokenizer.check_prompt(p) for p in prompts]
   if not prompts:
@@ -70,7 +77,8 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   else:  # the DiT denoises latents: their grid must divide into its patches
     dims = gen.latent.shape(frames, height, width)
   patching.check_divisible(*dims[:3], gen.config.model.patch)
-  cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger)
+  cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
+                       first_frame_pass=first_frame_pass)
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))

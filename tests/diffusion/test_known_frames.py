@@ -98,3 +98,14 @@ def test_sampling_returns_the_known_frames_exactly():
   np.testing.assert_array_equal(out[0, 0], known[0, 0])
   np.testing.assert_array_equal(out[1, 3], known[1, 3])
   assert not np.allclose(out[0, 1:], known[0, 1:])
+
+
+def test_first_frame_pass_keeps_the_drafts_first_frame_and_redraws_the_rest():
+  model = _model()
+  cfg = sampling.SamplerConfig(prediction="x0", steps=3, time_group=2, first_frame_pass=True)
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle moves left"], 16))
+  shape, key = (1, 4, 8, 8, 3), jax.random.key(5)
+  out = sampling.sample_via_first_frame(model, cfg, key, shape, text, jnp.zeros_like(text))
+  draft = sampling.sample(model, cfg, jax.random.split(key)[0], shape, text, jnp.zeros_like(text))
+  np.testing.assert_allclose(out[:, 0], draft[:, 0], atol=1e-6)
+  assert not np.allclose(out[:, 1:], draft[:, 1:], atol=1e-3)
