@@ -22,6 +22,14 @@ def activate(mesh, rules):
     yield
 
 
+@contextlib.contextmanager
+def activate_in_trace(mesh, rules):
+  """`activate` for the body of a jitted function, where `jax.set_mesh` is not allowed: without
+  it, `constrain` is a no-op there and activations (e.g. tokens over `sequence`) go unsharded."""
+  with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
+    yield
+
+
 def logical_to_sharding(logical_tree, mesh, rules):
   """A tree of logical PartitionSpecs -> a tree of NamedShardings on `mesh`."""
   return nn.logical_to_mesh_sharding(logical_tree, mesh, rules)

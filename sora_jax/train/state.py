@@ -6,6 +6,7 @@ parameters never exist unsharded on one device.
 """
 
 import flax
+import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -74,7 +75,11 @@ def _init(config, tx) -> tuple[nnx.GraphDef, TrainState]:
 def state_shardings(abstract: TrainState, tx, mesh, rules) -> TrainState:
   """NamedShardings of every leaf: params and EMA by their logical names, and each optimizer
   moment like the parameter it belongs to; counters replicated."""
-  param_sh = rules_lib.logical_to_sharding(nnx.get_partition_spec(abstract.params), mesh, rules)
+  # Logical names, read with no rules active: under `rules_lib.activate` (where callers run this)
+  # get_partition_spec already maps them to mesh axes, and mapping those again gives None.
+  with nn.logical_axis_rules(()):
+    logical = nnx.get_partition_spec(abstract.params)
+  param_sh = rules_lib.logical_to_sharding(logical, mesh, rules)
   repl = rules_lib.replicated(mesh)
   opt_sh = optax.tree_map_params(
       tx, lambda _, sharding: sharding, abstract.opt_state, param_sh,

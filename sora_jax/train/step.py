@@ -137,10 +137,18 @@ def batch_shardings(mesh, rules, batch_like):
 
 
 def jit_train_step(config, graphdef, tx, state_sharding, batch_sharding, mesh, *, loss_fn):
-  """train_step compiled with in/out shardings and the state donated; frozen arrays replicated."""
+  """train_step compiled with in/out shardings and the state donated; frozen arrays replicated.
+  It is traced under the mesh and `config.mesh.rules`, so the model's activation constraints
+  apply."""
   step = functools.partial(train_step, graphdef=graphdef, tx=tx, loss_fn=loss_fn,
                            ema_decay=float(config.train.ema_decay),
                            lr_fn=learning_rate(config.train))
+  rules = rules_lib.as_rules(config.mesh.rules)
+
+  def constrained_step(*args):
+    with rules_lib.activate_in_trace(mesh, rules):
+      return step(*args)
+
   repl = rules_lib.replicated(mesh)
-  return jax.jit(step, in_shardings=(state_sharding, batch_sharding, repl, repl),
+  return jax.jit(constrained_step, in_shardings=(state_sharding, batch_sharding, repl, repl),
                  out_shardings=(state_sharding, repl), donate_argnums=0)
