@@ -47,6 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False
+  # self-attention: full | ulysses (sequence parallel over mesh.sequence: all-to-all over heads)
+  c.model.attention = "full"
   # a trained VAE workdir (`sora-jax train-vae`): the DiT then denoises its latents, not pixels
   c.model.vae_workdir = ""
 

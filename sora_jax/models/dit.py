@@ -22,10 +22,10 @@ TIME_FEATURES = 256
 class DiTBlock(nnx.Module):
   """Self-attention + cross-attention to text + MLP, with adaLN-Zero modulation by `c`."""
 
-  def __init__(self, dim, num_heads, mlp_ratio, rngs, *, dtype, param_dtype):
+  def __init__(self, dim, num_heads, mlp_ratio, rngs, *, attention="full", dtype, param_dtype):
     kw = dict(dtype=dtype, param_dtype=param_dtype)
     self.norm1 = layers.layer_norm(dim, rngs)
-    self.attn = layers.Attention(dim, num_heads, rngs, **kw)
+    self.attn = layers.Attention(dim, num_heads, rngs, impl=attention, **kw)
     self.norm_cross = layers.layer_norm(dim, rngs, affine=True, param_dtype=param_dtype)
     self.cross = layers.Attention(dim, num_heads, rngs, **kw)
     self.norm2 = layers.layer_norm(dim, rngs)
@@ -70,7 +70,8 @@ class VideoDiT(nnx.Module):
     self.text = TextEncoder(cfg, text_len, dim, rngs, **kw)
     self.text_pool = layers.dense(dim, dim, ("embed", None), rngs, **kw)
     self.blocks = nnx.List([
-        DiTBlock(dim, cfg.num_heads, cfg.mlp_ratio, rngs, **kw) for _ in range(cfg.depth)])
+        DiTBlock(dim, cfg.num_heads, cfg.mlp_ratio, rngs, attention=cfg.get("attention", "full"),
+                 **kw) for _ in range(cfg.depth)])
     self.final_norm = layers.layer_norm(dim, rngs)
     self.final_ada = layers.dense(dim, 2 * dim, ("embed", None), rngs, zero=True, **kw)
     self.final = layers.dense(dim, patch_dim, ("embed", "patch"), rngs, zero=True, **kw)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.models import rope
+from sora_jax.parallel import context as context_parallel
 from sora_jax.parallel.rules import constrain
 
 _lecun = nnx.initializers.lecun_normal()
@@ -72,11 +73,14 @@ class Mlp(nnx.Module):
 
 
 class Attention(nnx.Module):
-  """Multi-head attention; self-attention when `context` is None, with optional 3D RoPE."""
+  """Multi-head attention; self-attention when `context` is None, with optional 3D RoPE.
+  `impl` "ulysses" makes self-attention sequence parallel (parallel/context.py)."""
 
-  def __init__(self, dim, num_heads, rngs, *, context_dim=None, dtype, param_dtype):
+  def __init__(self, dim, num_heads, rngs, *, context_dim=None, impl="full", dtype, param_dtype):
     if dim % num_heads:
       raise ValueError(f"width {dim} is not divisible by num_heads {num_heads}")
+    context_parallel.self_attention(impl)  # validates it
+    self.impl = impl
     self.num_heads, self.head_dim = num_heads, dim // num_heads
     kw = dict(dtype=dtype, param_dtype=param_dtype)
     self.q = dense(dim, dim, ("embed", "heads"), rngs, **kw)
@@ -94,7 +98,11 @@ class Attention(nnx.Module):
     if angles is not None:
       q, k = rope.apply_rope(q, angles), rope.apply_rope(k, angles)
     q = constrain(q, ("batch", "tokens", "heads", "kv"))
-    if mask is not None:
-      mask = mask[:, None, None, :]  # [B, 1, 1, L]
-    out = jax.nn.dot_product_attention(q, k, v, mask=mask)  # [B, N, heads, hd]
+    if self.impl != "full":
+      if context is not None or mask is not None:
+        raise ValueError(f"{self.impl} attention is for self-attention without a mask")
+      out = context_parallel.self_attention(self.impl)(q, k, v)
+    else:
+      mask = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, L]
+      out = jax.nn.dot_product_attention(q, k, v, mask=mask)  # [B, N, heads, hd]
     return self.out(out.reshape(*x.shape[:2], -1))

@@ -5,6 +5,8 @@ and the pytest process already holds one device, so every multi-device run happe
 
   python -m tests.parallel.workers meshes OUT DATA_DIR              # 8 devices
   python -m tests.parallel.workers one_device OUT DATA_DIR CKPT     # 1 device
+  python -m tests.parallel.workers reference OUT DATA_DIR           # 1 device
+  python -m tests.parallel.workers context OUT DATA_DIR             # 8 devices
   python -m tests.parallel.workers process OUT DATA_DIR PORT ID     # 2 devices, one of 2 processes
 
 Each writes OUT/<name>.json (losses, shardings, hashes) and OUT/<name>.npz (parameters).
@@ -13,13 +15,18 @@ Each writes OUT/<name>.json (losses, shardings, hashes) and OUT/<name>.npz (para
 import hashlib
 import json
 import os
+import re
 import sys
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from configs import default
 from sora_jax.data import pipeline, tokenizer
+from sora_jax.parallel import context as context_lib
+from sora_jax.parallel import mesh as mesh_lib
+from sora_jax.parallel import rules as rules_lib
 from sora_jax.train import loop
 from tests.conftest import tiny_config
 
@@ -31,6 +38,12 @@ MESHES = {  # name -> axis sizes (the rest 1)
     "fsdp4_sequence2": dict(fsdp=4, sequence=2),
 }
 SAVED, RESTORED = "data8", dict(fsdp=4, tensor=2)
+ATTENTION_MESHES = {  # Ulysses attention vs full attention
+    "sequence8": dict(sequence=8),
+    "fsdp2_sequence4": dict(fsdp=2, sequence=4),
+    "data2_tensor2_sequence2": dict(data=2, tensor=2, sequence=2),
+}
+ULYSSES_MESH = dict(fsdp=4, sequence=2)  # trains the tiny model with model.attention="ulysses"
 
 
 def config(data_dir, **mesh):
@@ -150,15 +163,20 @@ class SideBySide:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def reference(out, data_dir) -> dict:
+  """STEPS steps of the tiny config on 1 device; parameters to OUT/reference.npz."""
+  run = loop.setup(config(data_dir), os.path.join(out, "reference"))
+  res = train_steps(run, STEPS, CompileCounter())
+  del res["first_batch"]
+  save_params(out, "reference", run.state.params)
+  run.ckpt.close()
+  return res
+
+
 def one_device(out, data_dir, checkpoint_workdir) -> dict:
   """The 1-device reference, the data=8 checkpoint resumed on 1 device, and the reference for
   the two-process run (same program, the two process shards' data side by side)."""
-  results = {}
-  run = loop.setup(config(data_dir), os.path.join(out, "reference"))
-  results["reference"] = train_steps(run, STEPS, CompileCounter())
-  del results["reference"]["first_batch"]
-  save_params(out, "reference", run.state.params)
-  run.ckpt.close()
+  results = {"reference": reference(out, data_dir)}
   results["restored"] = continue_from_checkpoint(config(data_dir), checkpoint_workdir, out,
                                                  "restored_1dev")
   cfg = config(data_dir)
@@ -192,11 +210,57 @@ def process(out, data_dir, port, process_id) -> dict:
           "texts": [tokenizer.decode(t) for t in local["text"]]}
 
 
+def shard_map_all_to_alls(compiled) -> int:
+  """All-to-alls of a compiled program that jax.lax.all_to_all made (Ulysses), not those GSPMD
+  adds to reshard: the full-attention step on fsdp=4 x sequence=2 has 26 of those (measured)."""
+  made = re.compile(r'all-to-all\(.*op_name="[^"]*/all_to_all"')
+  return sum(bool(made.search(line)) for line in compiled.as_text().splitlines())
+
+
+def attention_error(sizes) -> dict:
+  """Ulysses attention on a mesh vs full attention: max relative error, all-to-alls compiled."""
+  mesh = mesh_lib.make_mesh({a: sizes.get(a, 1) for a in mesh_lib.AXES})
+  rules = rules_lib.as_rules(default.get_config().mesh.rules)
+  q, k, v = jax.random.normal(jax.random.key(0), (3, 4, 16, 8, 8))  # [B, N, H, D] each
+  sharding = rules_lib.named(mesh, rules, context_lib.AXES)
+
+  def ulysses(q, k, v):
+    with rules_lib.activate_in_trace(mesh, rules):
+      return context_lib.ulysses_attention(q, k, v)
+
+  compiled = jax.jit(ulysses, in_shardings=(sharding,) * 3, out_shardings=sharding).lower(
+      q, k, v).compile()
+  want = np.asarray(jax.nn.dot_product_attention(q, k, v))
+  got = np.asarray(compiled(q, k, v))
+  return {"error": float(np.abs(got - want).max() / np.abs(want).max()),
+          "all_to_all": shard_map_all_to_alls(compiled)}
+
+
+def context(out, data_dir) -> dict:
+  """Ulysses attention on ATTENTION_MESHES; STEPS training steps with it on ULYSSES_MESH."""
+  results = {name: attention_error(sizes) for name, sizes in ATTENTION_MESHES.items()}
+  cfg = config(data_dir, **ULYSSES_MESH)
+  cfg.model.attention = "ulysses"
+  run = loop.setup(cfg, os.path.join(out, "ulysses"))
+  res = train_steps(run, STEPS, CompileCounter())
+  first = res.pop("first_batch")
+  hlo = run.step_fn.lower(run.state, first, jax.random.key(cfg.seed), run.frozen).compile()
+  res["all_to_all"] = shard_map_all_to_alls(hlo)
+  save_params(out, "ulysses", run.state.params)
+  run.ckpt.close()
+  results["ulysses_training"] = res
+  return results
+
+
 def main(argv) -> None:
   command, out, data_dir, *rest = argv
   os.makedirs(out, exist_ok=True)
   if command == "meshes":
     results, name = meshes(out, data_dir), "meshes"
+  elif command == "reference":
+    results, name = reference(out, data_dir), "reference"
+  elif command == "context":
+    results, name = context(out, data_dir), "context"
   elif command == "one_device":
     results, name = one_device(out, data_dir, rest[0]), "one_device"
   elif command == "process":
