@@ -27,9 +27,10 @@ class Generator:
   frozen: dict = dataclasses.field(default_factory=dict)
 
 
-def load(workdir, *, use_ema: bool = True) -> Generator:
-  """Restores the latest checkpoint of `workdir` (raises NoCheckpointError if there is none)."""
-  trained = restore.load_trained(workdir, task="dit", use_ema=use_ema)
+def load(workdir, *, use_ema: bool = True, step: int | None = None) -> Generator:
+  """Restores checkpoint `step` (default: the latest) of `workdir` (raises NoCheckpointError if
+  there is none)."""
+  trained = restore.load_trained(workdir, task="dit", use_ema=use_ema, step=step)
   config = trained.config
   latent, frozen = None, {}
   if config.model.get("vae_workdir"):

@@ -22,11 +22,15 @@ class Trained:
 _HOW_TO_TRAIN = {"dit": "sora-jax train", "vae": "sora-jax train-vae"}
 
 
-def load_trained(workdir, *, task: str, use_ema: bool = True) -> Trained:
-  """Restores the latest checkpoint of `workdir`, which must hold a `task` run (raises
-  NoCheckpointError if there is no checkpoint)."""
+def load_trained(workdir, *, task: str, use_ema: bool = True, step: int | None = None) -> Trained:
+  """Restores checkpoint `step` (default: the latest) of `workdir`, which must hold a `task` run
+  (raises NoCheckpointError if there is no such checkpoint)."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
-  step = ckpt.latest_step()
+  if step is not None and step not in ckpt.manager.all_steps():
+    ckpt.close()
+    raise checkpoint.NoCheckpointError(f"{workdir} has no checkpoint of step {step}; it has "
+                                       f"{sorted(ckpt.manager.all_steps())}")
+  step = ckpt.latest_step() if step is None else step
   config = ml_collections.ConfigDict(ckpt.restore_config(step))
   if state_lib.task_of(config) != task:
     ckpt.close()

@@ -70,3 +70,18 @@ def test_known_frames_training_runs_and_needs_the_model_flag(config, tmp_path):
   state = loop.train(config, str(tmp_path / "k"), progress=False)
   rows = metrics.read_metrics(str(tmp_path / "k"))
   assert int(state.step) == 2 and all(np.isfinite(r["loss"]) for r in rows)
+
+
+def test_load_trained_restores_a_chosen_step(config, tmp_path):
+  from sora_jax.train import checkpoint, restore
+  workdir = str(tmp_path / "r")
+  final = loop.train(config, workdir, progress=False)  # checkpoints at steps 3 and 6
+  latest = restore.load_trained(workdir, task="dit")
+  early = restore.load_trained(workdir, task="dit", step=3)
+  assert (latest.step, early.step) == (6, 3)
+  for a, b in zip(jax.tree.leaves(latest.params), jax.tree.leaves(final.ema_params)):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(latest.params),
+                                                       jax.tree.leaves(early.params)))
+  with pytest.raises(checkpoint.NoCheckpointError, match=r"no checkpoint of step 4; it has \[3, 6\]"):
+    restore.load_trained(workdir, task="dit", step=4)
