@@ -74,6 +74,10 @@ class VideoDiT(nnx.Module):
                  **kw) for _ in range(cfg.depth)])
     self.final_norm = layers.layer_norm(dim, rngs)
     self.final_ada = layers.dense(dim, 2 * dim, ("embed", None), rngs, zero=True, **kw)
+    # A per-token GELU MLP before the output layer: a linear map from `width` features can only
+    # draw patches in a `width`-dim subspace, too few for sharp edges of large pixel patches.
+    hidden = cfg.get("head_hidden", 0)
+    self.head = layers.Mlp(dim, hidden, rngs, **kw) if hidden else None
     self.final = layers.dense(dim, patch_dim, ("embed", "patch"), rngs, zero=True, **kw)
 
   def __call__(self, x, t, text, known=None, mask=None):
@@ -90,17 +94,20 @@ class VideoDiT(nnx.Module):
       h = h + rope.sincos_embedding(coords, h.shape[-1]).astype(h.dtype)
     h = constrain(h, ("batch", "tokens", "embed"))
     angles = rope.frequencies(coords, self.head_dim, self.rope_theta)
-    context, mask, pooled = self.text(text)
+    context, text_mask, pooled = self.text(text)
     c = self.time_out(jax.nn.silu(self.time_in(
         layers.timestep_embedding(self._patch_times(t, grid), TIME_FEATURES))))
     c = c + self.text_pool(pooled)[:, None]  # [B, T', D]: time per frame patch + caption summary
     for block in self.blocks:
       if self.remat:
-        h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, mask, angles)
+        h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, text_mask, angles)
       else:
-        h = block(h, c, context, mask, angles)
+        h = block(h, c, context, text_mask, angles)
     shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
-    out = self.final(layers.modulate(self.final_norm(h), shift, scale))
+    h = layers.modulate(self.final_norm(h), shift, scale)
+    if self.head is not None:
+      h = h + self.head(h)
+    out = self.final(h)
     return patching.unpatchify(out.astype(jnp.float32), self.patch, grid, self.channels)
 
   def _patch_times(self, t, grid):

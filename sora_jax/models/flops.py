@@ -21,11 +21,15 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   pt, ph, pw = model_cfg.patch
   tokens = (frames // pt) * (height // ph) * (width // pw)
   d, w = model_cfg.width, model_cfg.text_width
-  patch_dim = math.prod(model_cfg.patch) * model_cfg.channels
+  c = model_cfg.channels
+  patch_dim = math.prod(model_cfg.patch) * c
+  in_dim = math.prod(model_cfg.patch) * (2 * c + 1 if model_cfg.get("known_frames") else c)
   text = model_cfg.text_depth * _transformer_macs(text_len, w, 4 * w) + text_len * w * d
   blocks = model_cfg.depth * (
       _transformer_macs(tokens, d, int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d)
-  edges = 2 * tokens * patch_dim * d + 256 * d + 2 * d * d + 2 * d * d  # embed, time, pool, final
+  head = 2 * tokens * d * model_cfg.get("head_hidden", 0)
+  # embed, output, time, pool, final adaLN, MLP head
+  edges = tokens * (in_dim + patch_dim) * d + 256 * d + 2 * d * d + 2 * d * d + head
   return 2 * (text + blocks + edges)
 
 

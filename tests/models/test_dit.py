@@ -25,9 +25,14 @@ def test_shapes_and_dtypes_any_clip_size():
     assert out.shape == shape and out.dtype == jnp.float32
 
 
-def test_adaln_zero_starts_at_zero_output():
-  """Zero-initialised final layer: the untrained model predicts exactly 0."""
-  model = VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0))
+@pytest.mark.parametrize("head_hidden", [0, 64])
+def test_adaln_zero_starts_at_zero_output(head_hidden):
+  """Zero-initialised final layer: the untrained model predicts exactly 0 (with the MLP head
+  too, whose output it reads)."""
+  cfg = small_model_cfg()
+  cfg.head_hidden = head_hidden
+  model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
+  assert (model.head is None) == (head_hidden == 0)
   text = jnp.asarray(tokenizer.encode_batch(["a red circle"], 16))
   out = model(jax.random.normal(jax.random.key(1), (1, 4, 8, 8, 3)), jnp.array([0.5]), text)
   np.testing.assert_array_equal(out, 0.0)
@@ -63,9 +68,11 @@ def test_rope_depends_only_on_relative_position():
   assert abs(float(score((1, 2, 3), (0, 1, 1))) - float(base)) > 1e-3
 
 
-def test_analytic_flops_match_xla_cost_analysis():
+@pytest.mark.parametrize("extras", [{}, {"known_frames": True, "head_hidden": 96}])
+def test_analytic_flops_match_xla_cost_analysis(extras):
   from sora_jax.models import flops
   cfg = small_model_cfg()
+  cfg.update(extras)
   model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
   graphdef, params = nnx.split(model)
   x, t = jnp.ones((1, 4, 16, 16, 3)), jnp.array([0.5])
