@@ -44,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.abs_pos = False
   # known frames as extra input channels: image-to-video, extension, infilling, connecting
   c.model.known_frames = False
-  # hidden width of a GELU MLP on each token before the output layer (0: linear output layer)
+  # width of a GELU layer between the last block and the output layer (0: none); with it, output
+  # patches are no longer confined to a `width`-dim subspace (matters when a patch > width)
   c.model.head_hidden = 0
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"

@@ -74,11 +74,13 @@ class VideoDiT(nnx.Module):
                  **kw) for _ in range(cfg.depth)])
     self.final_norm = layers.layer_norm(dim, rngs)
     self.final_ada = layers.dense(dim, 2 * dim, ("embed", None), rngs, zero=True, **kw)
-    # A per-token GELU MLP before the output layer: a linear map from `width` features can only
-    # draw patches in a `width`-dim subspace, too few for sharp edges of large pixel patches.
+    # The output layer maps features linearly to a patch, so every patch it draws lies in a
+    # `width`-dim subspace: for a 768-number pixel patch and width 256 that leaves no sharp
+    # edges. A GELU layer of `head_hidden` >= patch size before it lifts the limit.
     hidden = cfg.get("head_hidden", 0)
-    self.head = layers.Mlp(dim, hidden, rngs, **kw) if hidden else None
-    self.final = layers.dense(dim, patch_dim, ("embed", "patch"), rngs, zero=True, **kw)
+    self.head = layers.dense(dim, hidden, ("embed", "mlp"), rngs, **kw) if hidden else None
+    self.final = layers.dense(hidden or dim, patch_dim, ("mlp" if hidden else "embed", "patch"),
+                              rngs, zero=True, **kw)
 
   def __call__(self, x, t, text, known=None, mask=None):
     """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames)."""
@@ -106,7 +108,7 @@ class VideoDiT(nnx.Module):
     shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
     h = layers.modulate(self.final_norm(h), shift, scale)
     if self.head is not None:
-      h = h + self.head(h)
+      h = jax.nn.gelu(self.head(h), approximate=True)
     out = self.final(h)
     return patching.unpatchify(out.astype(jnp.float32), self.patch, grid, self.channels)
 

@@ -27,9 +27,10 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   text = model_cfg.text_depth * _transformer_macs(text_len, w, 4 * w) + text_len * w * d
   blocks = model_cfg.depth * (
       _transformer_macs(tokens, d, int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d)
-  head = 2 * tokens * d * model_cfg.get("head_hidden", 0)
-  # embed, output, time, pool, final adaLN, MLP head
-  edges = tokens * (in_dim + patch_dim) * d + 256 * d + 2 * d * d + 2 * d * d + head
+  hidden = model_cfg.get("head_hidden", 0)
+  out = tokens * (d * hidden + hidden * patch_dim) if hidden else tokens * d * patch_dim
+  # embed, output (with its GELU layer), time, pool, final adaLN
+  edges = tokens * in_dim * d + out + 256 * d + 2 * d * d + 2 * d * d
   return 2 * (text + blocks + edges)
 
 

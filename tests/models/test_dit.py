@@ -27,8 +27,8 @@ def test_shapes_and_dtypes_any_clip_size():
 
 @pytest.mark.parametrize("head_hidden", [0, 64])
 def test_adaln_zero_starts_at_zero_output(head_hidden):
-  """Zero-initialised final layer: the untrained model predicts exactly 0 (with the MLP head
-  too, whose output it reads)."""
+  """Zero-initialised final layer: the untrained model predicts exactly 0 (with the GELU head
+  before it too)."""
   cfg = small_model_cfg()
   cfg.head_hidden = head_hidden
   model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
@@ -104,3 +104,20 @@ def test_per_frame_times_condition_each_temporal_patch():
   assert float(jnp.max(jnp.abs(staggered - shared))) > 1e-3
   with pytest.raises(ValueError, match="frame times"):
     model(x, jnp.full((1, 3), 0.5), text)
+
+
+@pytest.mark.parametrize("head_hidden", [0, 128])
+def test_gelu_head_lifts_the_width_rank_limit_of_output_patches(head_hidden):
+  """Patches of 2 x 4 x 4 x 3 = 96 numbers from width 48: a linear output layer draws them all
+  from a 48-dim affine subspace (rank <= 49 with its bias); the GELU head does not."""
+  cfg = small_model_cfg()
+  cfg.head_hidden = head_hidden
+  model = randomized(VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0)))
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle"] * 8, 16))
+  x = jax.random.normal(jax.random.key(2), (8, 4, 16, 16, 3))
+  out = model(x, jnp.linspace(0.1, 0.9, 8), text)
+  from sora_jax.models import patching
+  patches = patching.patchify(out, cfg.patch).reshape(-1, 96)  # 8 x 32 token outputs
+  s = np.linalg.svd(np.asarray(patches, np.float64), compute_uv=False)
+  rank = int((s > 1e-6 * s[0]).sum())
+  assert rank <= 49 if head_hidden == 0 else rank > 60, rank
