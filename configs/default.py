@@ -62,6 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.vae.widths = (64, 128, 256, 256)  # channels per resolution level: log2(fh) + 1 of them
   c.vae.blocks = 1  # residual blocks per level
   c.vae.stem = (1, 1, 1)  # (pt, ps, ps) patchify first, so every heavy layer runs coarse
+  # channels of a SiLU layer before the decoder's output conv (0: none): with a stem, output
+  # patches bigger than widths[0] need it to keep sharp edges
+  c.vae.head_hidden = 0
   c.vae.dtype = "float32"
   c.vae.param_dtype = "float32"
   c.vae.kl_weight = 1e-4  # on the per-element KL; small, so latents stay near-deterministic

@@ -229,18 +229,26 @@ class Decoder(nnx.Module):
       self.levels.append(nnx.List(level))
     self.norm_out = ChannelNorm(widths[0], param_dtype=kw["param_dtype"])
     pt, ps, _ = _stem(cfg)
+    # With a stem, conv_out draws each pt x ps x ps pixel patch linearly from widths[0]
+    # features: patches bigger than that are confined to a subspace and lose their edges. A
+    # SiLU layer of `head_hidden` channels at each position before it lifts the limit.
+    hidden = cfg.get("head_hidden", 0)
+    self.head = (CausalConv3d(widths[0], hidden, (1, 1, 1), rngs=rngs, **kw) if hidden else None)
+    out_in = hidden or widths[0]
     if (pt, ps) == (1, 1):
-      self.conv_out = CausalConv3d(widths[0], cfg.channels, (1, 3, 3), rngs=rngs, **kw)
+      self.conv_out = CausalConv3d(out_in, cfg.channels, (1, 3, 3), rngs=rngs, **kw)
     else:  # the stem undone: each position back to a pt x ps x ps patch of pixels
-      self.conv_out = Upsample(widths[0], cfg.channels, pt, ss=ps, kernel=(1, 1, 1), rngs=rngs,
-                               **kw)
+      self.conv_out = Upsample(out_in, cfg.channels, pt, ss=ps, kernel=(1, 1, 1), rngs=rngs, **kw)
 
   def __call__(self, z, stream=None):
     h = self.conv_in(z, stream)
     for level in self.levels:
       for layer in level:
         h = layer(h, stream)
-    return self.conv_out(jax.nn.silu(self.norm_out(h)), stream).astype(jnp.float32)
+    h = jax.nn.silu(self.norm_out(h))
+    if self.head is not None:
+      h = jax.nn.silu(self.head(h, stream))
+    return self.conv_out(h, stream).astype(jnp.float32)
 
 
 def _is_pow2(n) -> bool:

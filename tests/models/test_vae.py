@@ -33,7 +33,7 @@ def random_model(seed=0, **overrides):
   return nnx.merge(graphdef, jax.tree.map(fill, state))
 
 
-STEM = dict(stem=(4, 4, 4), widths=(16,))  # patchify 4 x 4 x 4 first, one coarse level
+STEM = dict(stem=(4, 4, 4), widths=(16,), head_hidden=32)  # patchify 4x4x4 first; one level
 
 
 @pytest.fixture(scope="module", params=[{}, STEM], ids=["levels", "stem"])
