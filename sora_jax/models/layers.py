@@ -12,7 +12,7 @@ from flax import nnx
 
 from sora_jax.models import rope
 from sora_jax.parallel import context as context_parallel
-from sora_jax.parallel.rules import constrain
+from sora_jax.parallel.rules import constrain, constrain_embed_side
 
 _lecun = nnx.initializers.lecun_normal()
 _xavier = nnx.initializers.xavier_uniform()
@@ -68,8 +68,8 @@ class Mlp(nnx.Module):
     self.down = dense(hidden, dim, ("mlp", "embed"), rngs, dtype=dtype, param_dtype=param_dtype)
 
   def __call__(self, x):
-    h = jax.nn.gelu(self.up(x), approximate=True)
-    return self.down(constrain(h, ("batch", "tokens", "mlp")))
+    h = jax.nn.gelu(self.up(constrain_embed_side(x)), approximate=True)
+    return constrain_embed_side(self.down(constrain(h, ("batch", "tokens", "mlp"))))
 
 
 class Attention(nnx.Module):
@@ -93,7 +93,8 @@ class Attention(nnx.Module):
 
   def __call__(self, x, *, context=None, mask=None, angles=None):
     """x [B, N, D]; context [B, L, Dc]; mask [B, L] (True = attend); angles for RoPE."""
-    source = x if context is None else context
+    x = constrain_embed_side(x)
+    source = x if context is None else constrain_embed_side(context)
     q, k, v = self._heads(self.q(x)), self._heads(self.k(source)), self._heads(self.v(source))
     if angles is not None:
       q, k = rope.apply_rope(q, angles), rope.apply_rope(k, angles)
@@ -105,4 +106,4 @@ class Attention(nnx.Module):
     else:
       mask = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, L]
       out = jax.nn.dot_product_attention(q, k, v, mask=mask)  # [B, N, heads, hd]
-    return self.out(out.reshape(*x.shape[:2], -1))
+    return constrain_embed_side(self.out(out.reshape(*x.shape[:2], -1)))

@@ -52,3 +52,21 @@ def constrain(x, logical_axes):
     return x
   spec = nn.logical_to_mesh_axes(logical_axes, rules)
   return jax.lax.with_sharding_constraint(x, spec)
+
+
+def constrain_embed_side(x):
+  """x [B, ..., D] at a layer's edge: batch on `batch`, features on `embed`, the middle axes left
+  to propagation (sequence sharding survives). A no-op outside a mesh.
+
+  Works around a jax/jaxlib 0.10.2 SPMD partitioner bug (tests/parallel/xla_mesh_bug.py): a
+  matmul whose input has its batch over two mesh axes and its contraction over `tensor`, with a
+  (tensor, fsdp) kernel and a (batch, tensor) output, returns rows on the wrong devices (wrong
+  numbers on data=2 x fsdp=2 x tensor=2). Pinning the edges of every Mlp and Attention keeps
+  (batch, tensor) off row-parallel outputs, and (its transpose) off column-parallel input
+  gradients; on the meshes it affects it resolves to the layout the block ends on anyway.
+  """
+  rules = nn.get_logical_axis_rules()
+  if not rules or jax.sharding.get_abstract_mesh().empty:
+    return x
+  batch, embed = nn.logical_to_mesh_axes(("batch", "embed"), rules)
+  return jax.lax.with_sharding_constraint(x, P(batch, *(P.UNCONSTRAINED,) * (x.ndim - 2), embed))
