@@ -1,4 +1,4 @@
-"""`sora-jax train | train-vae | encode-latents | sample | eval`: parses flags, calls the
+"""`sora-jax train | train-vae | encode-latents | sample | eval | meshes`: parses flags, calls the
 library, turns user errors into one line.
 
   sora-jax train-vae --config=configs/vae_tiny.py --workdir=runs/vae
@@ -7,6 +7,8 @@ library, turns user errors into one line.
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
   sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--stagger 1] [--first_frame_pass]
+  sora-jax meshes --config=configs/tiny_cpu.py --mesh data=8 --mesh fsdp=4,tensor=2 [--steps 5]
+  sora-jax meshes --config=configs/tpu_v5p_64.py --abstract --topology=v5p:4x4x4
 """
 
 import argparse
@@ -56,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
   e.add_argument("--steps", type=int)
   e.add_argument("--stagger", type=float)
   e.add_argument("--first_frame_pass", action="store_true", default=None, help=first_frame_help)
+  m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
+                     "meshes; compare memory, collectives and time per device")
+  m.add_argument("--config", required=True)
+  m.add_argument("--mesh", action="append", default=[],
+                 help="axis sizes, e.g. fsdp=4,tensor=2 (repeatable; default: the config's mesh)")
+  m.add_argument("--steps", type=int, default=5, help="timed steps after a warm-up step")
+  m.add_argument("--out", default="runs/meshes", help="folder for meshes.json and meshes.md")
+  m.add_argument("--abstract", action="store_true",
+                 help="allocate nothing: compile where devices allow, else shardings only")
+  m.add_argument("--topology", help="compile for a TPU topology not attached, e.g. v5p:4x4x4 "
+                                    "(needs libtpu; implies --abstract)")
   return p
 
 
@@ -156,6 +169,12 @@ def cmd_eval(args) -> None:
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
 
 
+def cmd_meshes(args, overrides) -> None:
+  from sora_jax import mesh_compare  # sets JAX's CPU device count before its backends start
+  mesh_compare.run(args.config, overrides, args.mesh, steps=args.steps, out=args.out,
+                   abstract=args.abstract, topology=args.topology)
+
+
 def _quiet_libraries() -> None:
   """TFDS and JAX log warnings a user cannot act on; keep the terminal for progress and results."""
   import warnings
@@ -170,10 +189,11 @@ def main(argv=None) -> int:
   _quiet_libraries()
   try:
     args, extra = _parser().parse_known_args(argv)
-    if args.command not in ("train", "train-vae", "encode-latents") and extra:
+    if args.command not in ("train", "train-vae", "encode-latents", "meshes") and extra:
       raise UsageError(f"unrecognised arguments: {' '.join(extra)}")
     {"train": lambda: cmd_train(args, extra), "train-vae": lambda: cmd_train(args, extra),
      "encode-latents": lambda: cmd_encode_latents(args, extra),
+     "meshes": lambda: cmd_meshes(args, extra),
      "sample": lambda: cmd_sample(args), "eval": lambda: cmd_eval(args)}[args.command]()
   except (ValueError, FileNotFoundError) as e:  # user errors: configlib, checkpoint, video_io, ...
     print(f"sora-jax: error: {e}", file=sys.stderr)
