@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.text_width = 256
   c.model.text_depth = 2
   c.model.text_heads = 4
+  # > 0: each word's bytes also get a hashed word embedding (that many buckets; fastText's trick)
+  c.model.text_word_buckets = 0
   c.model.rope_theta = 10_000.0
   # add 3D sin-cos position features to the patch embedding (measured neutral on the tiny world)
   c.model.abs_pos = False

@@ -61,7 +61,7 @@ def write(config, *, batch_size: int = 32) -> dict:
       writer.write(serialization.msgpack_serialize(record))
   writer.close()
   meta = {"vae_workdir": os.path.abspath(config.model.vae_workdir),
-          "vae_step": _vae_step(config.model.vae_workdir), "data": _data_name(config.data),
+          "vae_step": space.step, "data": _data_name(config.data),
           "count": len(source), "latent_shape": list(z.shape[1:])}
   os.replace(tmp, os.path.join(out, RECORDS))
   with open(os.path.join(out, META), "w", encoding="utf-8") as f:
@@ -69,17 +69,9 @@ def write(config, *, batch_size: int = 32) -> dict:
   return meta
 
 
-def _vae_step(vae_workdir) -> int:
-  from sora_jax.train import checkpoint  # noqa: PLC0415
-  ckpt = checkpoint.Checkpointer(vae_workdir, create=False)
-  try:
-    return int(ckpt.latest_step())
-  finally:
-    ckpt.close()
-
-
-def check(config) -> dict:
-  """The cache's metadata, checked against the VAE and data set `config` trains with."""
+def check(config, vae_step: int) -> dict:
+  """The cache's metadata, checked against the data set `config` trains with and the VAE of
+  `config.model.vae_workdir` at checkpoint `vae_step`."""
   path = config.data.latent_cache
   try:
     with open(os.path.join(path, META), encoding="utf-8") as f:
@@ -88,7 +80,7 @@ def check(config) -> dict:
     raise ValueError(f"data.latent_cache={path!r} holds no finished cache: run `sora-jax "
                      "encode-latents` with this config first") from None
   want = {"vae_workdir": os.path.abspath(config.model.vae_workdir),
-          "vae_step": _vae_step(config.model.vae_workdir), "data": _data_name(config.data)}
+          "vae_step": vae_step, "data": _data_name(config.data)}
   stale = {k: (meta[k], v) for k, v in want.items() if meta[k] != v}
   if stale:
     raise ValueError(f"data.latent_cache={path!r} was made for other inputs "

@@ -25,6 +25,7 @@ class LatentSpace:
   graphdef: nnx.GraphDef
   factors: tuple  # (ft, fh, fw)
   channels: int
+  step: int  # the VAE checkpoint these latents belong to (a latent cache records it)
 
   def shape(self, frames: int, height: int, width: int) -> tuple:
     """Latent (T', h, w, Cz) of a clip; frames are padded up to 1 + k * ft first."""
@@ -75,13 +76,23 @@ def load_stats(workdir, step: int) -> dict:
   return stats
 
 
+def describe(vae_workdir) -> LatentSpace:
+  """The LatentSpace of the latest VAE checkpoint in `vae_workdir`, reading no weights (enough
+  to train from a latent cache, where the VAE stays on disk)."""
+  from sora_jax.train import restore  # the train package builds models; import it lazily
+  return _space(restore.describe(vae_workdir, task="vae"))
+
+
 def load(vae_workdir) -> tuple[LatentSpace, dict]:
   """(LatentSpace, frozen arrays) of the trained VAE in `vae_workdir`."""
-  from sora_jax.train import restore  # the train package builds models; import it lazily
+  from sora_jax.train import restore  # noqa: PLC0415
   trained = restore.load_trained(vae_workdir, task="vae")
   stats = load_stats(vae_workdir, trained.step)
-  v = trained.config.vae
-  space = LatentSpace(trained.graphdef, tuple(v.factors), int(v.latent_channels))
   frozen = {"params": trained.params, "shift": jnp.asarray(stats["shift"], jnp.float32),
             "scale": jnp.asarray(stats["scale"], jnp.float32)}
-  return space, frozen
+  return _space(trained), frozen
+
+
+def _space(trained) -> LatentSpace:
+  v = trained.config.vae
+  return LatentSpace(trained.graphdef, tuple(v.factors), int(v.latent_channels), trained.step)

@@ -97,15 +97,16 @@ def task_loss(config):
     raise ValueError("data.latent_cache is set but model.vae_workdir is not: the cache holds "
                      "the latents of that VAE")
   if config.model.vae_workdir:
-    latent, frozen = latents.load(config.model.vae_workdir)
+    if config.data.get("latent_cache"):  # the step reads cached latents: the VAE stays on disk
+      latent = latents.describe(config.model.vae_workdir)
+      latent_cache.check(config, latent.step)
+    else:
+      latent, frozen = latents.load(config.model.vae_workdir)
     if config.model.channels != latent.channels:
       raise ValueError(f"model.channels={config.model.channels} but the VAE in "
                        f"{config.model.vae_workdir} has {latent.channels} latent channels")
     d = config.data
     patching.check_divisible(*latent.shape(d.frames, d.height, d.width)[:3], config.model.patch)
-    if d.get("latent_cache"):  # the step reads cached latents: the VAE stays on disk
-      latent_cache.check(config)
-      frozen = {}
   cfg = step_lib.StepConfig.from_config(config, latent)
   return functools.partial(step_lib.diffusion_loss, cfg=cfg), frozen
 

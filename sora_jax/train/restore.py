@@ -15,36 +15,60 @@ class Trained:
   """A restored model: its config, graph and (EMA) parameters at checkpoint `step`."""
   config: ml_collections.ConfigDict
   graphdef: nnx.GraphDef
-  params: nnx.State
+  params: nnx.State | None  # None from `describe`
   step: int
 
 
 _HOW_TO_TRAIN = {"dit": "sora-jax train", "vae": "sora-jax train-vae"}
 
 
-def load_trained(workdir, *, task: str, use_ema: bool = True, step: int | None = None) -> Trained:
-  """Restores checkpoint `step` (default: the latest) of `workdir`, which must hold a `task` run
-  (raises NoCheckpointError if there is no such checkpoint)."""
+def _open(workdir, task: str, step: int | None):
+  """(Checkpointer, step, config) of checkpoint `step` (default: the latest) of a `task` run."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
-  if step is not None and step not in ckpt.manager.all_steps():
+  try:
+    if step is not None and step not in ckpt.manager.all_steps():
+      raise checkpoint.NoCheckpointError(f"{workdir} has no checkpoint of step {step}; it has "
+                                         f"{sorted(ckpt.manager.all_steps())}")
+    step = ckpt.latest_step() if step is None else step
+    config = ml_collections.ConfigDict(ckpt.restore_config(step))
+    if state_lib.task_of(config) != task:
+      raise ValueError(f"{workdir} holds a {config.task!r} run, not a {task!r} one (train one "
+                       f"with `{_HOW_TO_TRAIN[task]}`)")
+  except BaseException:
     ckpt.close()
-    raise checkpoint.NoCheckpointError(f"{workdir} has no checkpoint of step {step}; it has "
-                                       f"{sorted(ckpt.manager.all_steps())}")
-  step = ckpt.latest_step() if step is None else step
-  config = ml_collections.ConfigDict(ckpt.restore_config(step))
-  if state_lib.task_of(config) != task:
-    ckpt.close()
-    raise ValueError(f"{workdir} holds a {config.task!r} run, not a {task!r} one (train one "
-                     f"with `{_HOW_TO_TRAIN[task]}`)")
+    raise
+  return ckpt, step, config
+
+
+def _abstract(config):
+  """(mesh, graphdef, abstract train state with its shardings) of a run's config."""
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   tx = state_lib.make_optimizer(config.train)
   with rules_lib.activate(mesh, rules):
     graphdef, abstract = state_lib.abstract_state(config, tx)
     shardings = state_lib.state_shardings(abstract, tx, mesh, rules)
-  state = ckpt.restore(step, checkpoint.abstract_with_shardings(abstract, shardings))
-  ckpt.close()
+  return graphdef, checkpoint.abstract_with_shardings(abstract, shardings)
+
+
+def load_trained(workdir, *, task: str, use_ema: bool = True, step: int | None = None) -> Trained:
+  """Restores checkpoint `step` (default: the latest) of `workdir`, which must hold a `task` run
+  (raises NoCheckpointError if there is no such checkpoint)."""
+  ckpt, step, config = _open(workdir, task, step)
+  try:
+    graphdef, abstract = _abstract(config)
+    state = ckpt.restore(step, abstract)
+  finally:
+    ckpt.close()
   return Trained(config, graphdef, state.ema_params if use_ema else state.params, step)
+
+
+def describe(workdir, *, task: str, step: int | None = None) -> Trained:
+  """Like `load_trained` without reading any weights (params is None): config, graph and step."""
+  ckpt, step, config = _open(workdir, task, step)
+  ckpt.close()
+  graphdef, _ = _abstract(config)
+  return Trained(config, graphdef, None, step)
 
 
 def task_of(workdir) -> str:
