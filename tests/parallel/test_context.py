@@ -1,11 +1,9 @@
 """Sequence-parallel (Ulysses) self-attention agrees with full attention, alone and in training.
 
-Multi-device runs happen in subprocesses on 8 fake CPU devices (tests/parallel/workers.py, the
-machinery of test_meshes.py); the head-count check needs no devices: an abstract mesh traces it.
+The multi-device runs happen in the 8-device `meshes` worker (tests/parallel/conftest.py) and are
+compared with its 1-device reference; the head-count check needs no devices: an abstract mesh
+traces it.
 """
-
-import json
-import os
 
 import flax.linen as nn
 import jax
@@ -22,38 +20,19 @@ from tests.parallel import test_meshes as harness
 from tests.parallel import workers
 
 
-@pytest.fixture(scope="module")
-def runs(data_dir, tmp_path_factory):
-  """(out dir, results) of the `context` worker (8 devices) and the 1-device `reference`,
-  run side by side."""
-  cache_dir = tmp_path_factory.mktemp("jax_cache")
-  out = str(tmp_path_factory.mktemp("context"))
-  jobs = {"context": 8, "reference": 1}
-  logs = [os.path.join(out, f"{name}.log") for name in jobs]
-  procs = [harness.start_worker([name, out, data_dir], devices, cache_dir, log)
-           for (name, devices), log in zip(jobs.items(), logs)]
-  harness.finish(procs, logs)
-  results = {}
-  for name in jobs:
-    with open(os.path.join(out, f"{name}.json"), encoding="utf-8") as f:
-      results[name] = json.load(f)
-  return out, results
-
-
 @pytest.mark.parametrize("mesh", list(workers.ATTENTION_MESHES))
-def test_ulysses_attention_matches_full_attention(runs, mesh):
-  res = runs[1]["context"][mesh]
+def test_ulysses_attention_matches_full_attention(meshes, mesh):
+  res = meshes[1]["context"][mesh]
   assert res["error"] <= harness.RTOL, res
   assert res["all_to_all"] == 4  # q, k, v to head shards, the output back to token shards
 
 
-def test_ulysses_training_gives_the_one_device_losses_and_parameters(runs):
-  out, results = runs
-  got, ref = results["context"]["ulysses_training"], results["reference"]
+def test_ulysses_training_gives_the_one_device_losses_and_parameters(meshes, one_device):
+  got, ref = meshes[1]["context"]["ulysses_training"], one_device[1]["reference"]
   assert got["step"] == ref["step"] == workers.STEPS
   np.testing.assert_allclose(got["losses"], ref["losses"], rtol=harness.RTOL)
-  harness.assert_close_params(harness.load_params(out, "ulysses"),
-                              harness.load_params(out, "reference"))
+  harness.assert_close_params(harness.load_params(meshes[0], "ulysses"),
+                              harness.load_params(one_device[0], "reference"))
   # 4 per block forward (q, k, v, output) and their transposes backward: 2 blocks x 8.
   assert got["all_to_all"] == 8 * 2
   assert got["compiles"][1:] == [0] * (workers.STEPS - 1)

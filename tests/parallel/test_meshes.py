@@ -96,28 +96,6 @@ def assert_close_params(got: dict, want: dict, rtol=RTOL) -> None:
       assert err <= rtol, (k, err)
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp("jax_cache")
-
-
-@pytest.fixture(scope="module")
-def meshes(data_dir, cache_dir, tmp_path_factory):
-  """(out dir, results) of 3 steps on every mesh of 8 devices, and the data=8 checkpoint
-  resumed on fsdp=4 x tensor=2."""
-  out = str(tmp_path_factory.mktemp("meshes"))
-  return out, run_worker(["meshes", data_dir], 8, cache_dir, out)
-
-
-@pytest.fixture(scope="module")
-def one_device(meshes, data_dir, cache_dir, tmp_path_factory):
-  """(out dir, results) of the 1-device reference, the data=8 checkpoint resumed on 1 device
-  and the 1-process reference of the two-process run."""
-  out = str(tmp_path_factory.mktemp("one_device"))
-  return out, run_worker(["one_device", data_dir, meshes[1][workers.SAVED]["workdir"]], 1,
-                         cache_dir, out)
-
-
 # data=2 x fsdp=2 x tensor=2 passes only through rules.constrain_embed_side, the workaround for a
 # jax/jaxlib 0.10.2 partitioner bug (standalone repro: tests/parallel/xla_mesh_bug.py).
 @pytest.mark.parametrize("name", [

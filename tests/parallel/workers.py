@@ -147,6 +147,7 @@ def meshes(out, data_dir) -> dict:
     results[name] = res
   results["restored"] = continue_from_checkpoint(
       config(data_dir, **RESTORED), results[SAVED]["workdir"], out, "restored")
+  results["context"] = context(out, data_dir)  # same devices: one worker start instead of two
   return results
 
 
@@ -257,10 +258,6 @@ def main(argv) -> None:
   os.makedirs(out, exist_ok=True)
   if command == "meshes":
     results, name = meshes(out, data_dir), "meshes"
-  elif command == "reference":
-    results, name = reference(out, data_dir), "reference"
-  elif command == "context":
-    results, name = context(out, data_dir), "context"
   elif command == "one_device":
     results, name = one_device(out, data_dir, rest[0]), "one_device"
   elif command == "process":
