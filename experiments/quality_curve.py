@@ -1,0 +1,119 @@
+"""Quality against training minutes: judge every checkpoint a run kept, plot the judge's figures.
+
+  python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2]
+
+For each checkpoint step in DIR, samples the held-out single-object plain prompts (the issue-4
+bar's prompts) and scores them with the shapes judge. Training minutes at a step are the sum of
+the logged intervals (train.log_every steps / steps_per_sec, from DIR/metrics.jsonl): wall time of
+the steps, compile included, evaluation and checkpoint waits not. Writes DIR/quality_curve.json,
+.md and .svg (one line per judged attribute, dashed lines at the issue-4 bars). Train with a
+`train.max_to_keep` that keeps the checkpoints you want on the curve.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sora_jax.eval import run as eval_run  # noqa: E402
+from sora_jax.sample import pipeline  # noqa: E402
+from sora_jax.train import checkpoint  # noqa: E402
+
+FIELDS = eval_run.FIELDS
+BARS = {"presence": 0.95, "colour": 0.95, "shape": 0.85, "direction": 0.90}  # issue 4
+COLOURS = {"presence": "#444444", "colour": "#d62728", "shape": "#2ca02c", "size": "#9467bd",
+           "direction": "#1f77b4"}
+
+
+def minutes_at(workdir) -> dict:
+  """{logged step: training minutes up to it} from DIR/metrics.jsonl."""
+  out, total, last = {}, 0.0, 0
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    for line in f:
+      row = json.loads(line)
+      if "steps_per_sec" not in row:
+        continue
+      total += (row["step"] - last) / row["steps_per_sec"] / 60
+      out[row["step"]], last = total, row["step"]
+  return out
+
+
+def curve(workdir, num_prompts: int, seeds: int) -> list[dict]:
+  ckpt = checkpoint.Checkpointer(workdir, create=False)
+  steps = sorted(ckpt.manager.all_steps())
+  ckpt.close()
+  minutes = minutes_at(workdir)
+  points = []
+  for step in steps:
+    gen = pipeline.load(workdir, step=step)
+    prompts = eval_run.heldout_prompts(gen.config.data, num_prompts)
+    summary = eval_run.evaluate(gen, prompts, seeds=seeds)["summary"]
+    logged = max((s for s in minutes if s <= step), default=None)
+    points.append({"step": step, "minutes": minutes.get(logged, 0.0),
+                   **{f: summary.get(f) for f in FIELDS}})
+    print(json.dumps(points[-1]), flush=True)
+  return points
+
+
+def markdown(points) -> str:
+  rows = ["| step | train minutes | " + " | ".join(FIELDS) + " |", "|---" * (len(FIELDS) + 2) + "|"]
+  for p in points:
+    cells = [f"{p[f]:.2f}" if p[f] is not None else "-" for f in FIELDS]
+    rows.append(f"| {p['step']} | {p['minutes']:.1f} | " + " | ".join(cells) + " |")
+  return "\n".join(rows)
+
+
+def svg(points, title: str, width=640, height=360, pad=50) -> str:
+  """A line chart of each field against minutes (no plotting library needed)."""
+  max_x = max([p["minutes"] for p in points] + [1.0])
+  def xy(m, v):
+    return pad + m / max_x * (width - 2 * pad), height - pad - v * (height - 2 * pad)
+  parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="sans-serif" font-size="11">',
+           f'<text x="{pad}" y="20" font-size="13">{title}</text>']
+  for v in (0, 0.25, 0.5, 0.75, 1.0):
+    x0, y = xy(0, v)
+    x1, _ = xy(max_x, v)
+    parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#ddd"/>'
+                 f'<text x="{pad - 30}" y="{y + 4}">{v:.2f}</text>')
+  parts.append(f'<text x="{width / 2 - 40}" y="{height - 12}">training minutes (max '
+               f'{max_x:.1f})</text>')
+  for i, field in enumerate(FIELDS):
+    colour = COLOURS[field]
+    line = [xy(p["minutes"], p[field]) for p in points if p[field] is not None]
+    if line:
+      parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
+                   + " ".join(f"{x:.1f},{y:.1f}" for x, y in line) + '"/>')
+    if field in BARS:
+      x0, y = xy(0, BARS[field])
+      x1, _ = xy(max_x, BARS[field])
+      parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="{colour}" '
+                   'stroke-dasharray="4,4" stroke-width="1"/>')
+    parts.append(f'<text x="{width - pad + 4}" y="{pad + 14 * i}" fill="{colour}">{field}</text>')
+  return "\n".join(parts + ["</svg>"])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--num_prompts", type=int, default=32)
+  parser.add_argument("--seeds", type=int, default=2)
+  args = parser.parse_args()
+  points = curve(args.workdir, args.num_prompts, args.seeds)
+  base = os.path.join(args.workdir, "quality_curve")
+  with open(base + ".json", "w", encoding="utf-8") as f:
+    json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
+               "points": points}, f, indent=2)
+  table = markdown(points)
+  with open(base + ".md", "w", encoding="utf-8") as f:
+    f.write(table + "\n")
+  with open(base + ".svg", "w", encoding="utf-8") as f:
+    f.write(svg(points, f"held-out plain prompts, {os.path.basename(args.workdir.rstrip('/'))}"))
+  print(table)
+  print(f"wrote {base}.json, .md, .svg")
+
+
+if __name__ == "__main__":
+  main()
