@@ -19,5 +19,9 @@ def get_config():
   c.vae.stem = (4, 4, 4)
   c.vae.widths = (128,)
   c.vae.blocks = 1
-  c.train.ema_decay = 0.99  # steps, batch, lr, warmup and checkpoints as in tiny_cpu
+  # A SiLU layer before the output conv: 192-number pixel patches no longer come linearly from
+  # 128 features. Held-out attributes kept 0.55 -> 0.70 at 2,000 steps; 0.92 at 4,000 (README).
+  c.vae.head_hidden = 768
+  c.train.steps = 4_000
+  c.train.ema_decay = 0.99  # batch, lr, warmup and checkpoints as in tiny_cpu
   return c
