@@ -45,10 +45,10 @@ def curve(workdir, num_prompts: int, seeds: int) -> list[dict]:
   steps = sorted(ckpt.manager.all_steps())
   ckpt.close()
   minutes = minutes_at(workdir)
-  points = []
+  points, prompts = [], None
   for step in steps:
     gen = pipeline.load(workdir, step=step)
-    prompts = eval_run.heldout_prompts(gen.config.data, num_prompts)
+    prompts = prompts or eval_run.heldout_prompts(gen.config.data, num_prompts)  # one set for all
     summary = eval_run.evaluate(gen, prompts, seeds=seeds)["summary"]
     logged = max((s for s in minutes if s <= step), default=None)
     points.append({"step": step, "minutes": minutes.get(logged, 0.0),

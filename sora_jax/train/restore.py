@@ -41,7 +41,7 @@ def _open(workdir, task: str, step: int | None):
 
 
 def _abstract(config):
-  """(mesh, graphdef, abstract train state with its shardings) of a run's config."""
+  """(graphdef, abstract train state with its shardings) of a run's config."""
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   tx = state_lib.make_optimizer(config.train)
