@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
   e.add_argument("--seeds", type=int)
   e.add_argument("--steps", type=int)
   e.add_argument("--stagger", type=float)
+  e.add_argument("--groups", type=lambda text: tuple(text.split(",")),
+                 help="comma-separated prompt groups: held_out (single objects of colour-shape "
+                      "pairs never trained on: the quality bar), seen, two_objects (default all)")
   e.add_argument("--first_frame_pass", action="store_true", default=None, help=first_frame_help)
   m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
                      "meshes; compare memory, collectives and time per device")
@@ -155,6 +158,7 @@ def cmd_eval(args) -> None:
   from sora_jax.eval import reconstruction, run
   from sora_jax.sample import pipeline
   from sora_jax.train import restore
+  groups = run.check_groups(args.groups or run.GROUPS)
   if restore.task_of(args.workdir) == "vae":  # the compression network: held-out reconstructions
     trained = restore.load_trained(args.workdir, task="vae")
     report = reconstruction.evaluate(trained, trained.config.data, args.num_prompts)
@@ -162,9 +166,9 @@ def cmd_eval(args) -> None:
     return
   gen = pipeline.load(args.workdir)
   cfg = gen.config.eval
-  prompts = run.heldout_prompts(gen.config.data, args.num_prompts or cfg.num_prompts)
-  report = run.evaluate(gen, prompts, seeds=args.seeds or cfg.seeds, steps=args.steps,
-                        stagger=args.stagger, first_frame_pass=args.first_frame_pass)
+  report = run.evaluate_groups(gen, args.num_prompts or cfg.num_prompts,
+                               seeds=args.seeds or cfg.seeds, groups=groups, steps=args.steps,
+                               stagger=args.stagger, first_frame_pass=args.first_frame_pass)
   print(run.write_report(report, args.workdir))
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
 
