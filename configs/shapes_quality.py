@@ -25,7 +25,7 @@ def get_config():
   # fastText's hashed word embeddings: "left" and "right" differ from step 0 (the only lever that
   # made a reversed direction change the prediction at all; README text_probe table).
   c.model.text_word_buckets = 4096
-  c.train.steps = 4_800  # ~40 min at the 2.1 steps/s this recipe ran at alone (2026-12-01)
+  c.train.steps = 4_200  # 1.7 steps/s alone here (2026-12-01): ~41 min
   c.train.checkpoint_every = 600
   c.train.max_to_keep = 8  # every checkpoint, for experiments/quality_curve.py
   return c

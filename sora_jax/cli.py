@@ -6,7 +6,7 @@ library, turns user errors into one line.
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
-  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--stagger 1] [--first_frame_pass]
+  sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--guidance 3] [--groups seen]
   sora-jax meshes --config=configs/tiny_cpu.py --mesh data=8 --mesh fsdp=4,tensor=2 [--steps 5]
   sora-jax meshes --config=configs/tpu_v5p_64.py --abstract --topology=v5p:4x4x4
 """
@@ -16,6 +16,7 @@ import os
 import sys
 
 EXIT_USAGE = 2
+SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float))
 
 
 class UsageError(ValueError):
@@ -45,8 +46,7 @@ def _parser() -> argparse.ArgumentParser:
   s.add_argument("--out", required=True, help="a file (one prompt) or a folder (several)")
   s.add_argument("--format", help="mp4 | gif | png | npy, for a folder --out (default mp4)")
   s.add_argument("--seed", type=int, default=0)
-  for name, kind in (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
-                     ("frames", int), ("height", int), ("width", int)):
+  for name, kind in SAMPLER_FLAGS + (("frames", int), ("height", int), ("width", int)):
     s.add_argument(f"--{name}", type=kind)
   first_frame_help = ("draw the clip, keep its first frame, draw it again from that frame "
                       "(models trained with model.known_frames)")
@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
   e.add_argument("--workdir", required=True)
   e.add_argument("--num_prompts", type=int)
   e.add_argument("--seeds", type=int)
-  e.add_argument("--steps", type=int)
-  e.add_argument("--stagger", type=float)
+  for name, kind in SAMPLER_FLAGS:
+    e.add_argument(f"--{name}", type=kind)
   e.add_argument("--groups", type=lambda text: tuple(text.split(",")),
                  help="comma-separated prompt groups: held_out (single objects of colour-shape "
                       "pairs never trained on: the quality bar), seen, two_objects (default all)")
@@ -168,7 +168,8 @@ def cmd_eval(args) -> None:
   cfg = gen.config.eval
   report = run.evaluate_groups(gen, args.num_prompts or cfg.num_prompts,
                                seeds=args.seeds or cfg.seeds, groups=groups, steps=args.steps,
-                               stagger=args.stagger, first_frame_pass=args.first_frame_pass)
+                               guidance=args.guidance, eta=args.eta, stagger=args.stagger,
+                               first_frame_pass=args.first_frame_pass)
   print(run.write_report(report, args.workdir))
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
 

@@ -27,18 +27,26 @@ def test_training_lowers_the_loss_and_compiles_once(config, tmp_path):
   run.ckpt.close()
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(config, tmp_path):
-  straight = loop.train(config, str(tmp_path / "a"), progress=False)
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data_dir):
+  """(workdir, final state) of one uninterrupted run of the tiny config (6 steps, checkpoints at
+  3 and 6), shared by the tests that only read it."""
+  from tests.conftest import tiny_config
+  workdir = tmp_path_factory.mktemp("straight")
+  return workdir, loop.train(tiny_config(data_dir), str(workdir), progress=False)
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(config, tmp_path, straight):
+  uninterrupted = straight[1]
   loop.train(config, str(tmp_path / "b"), stop_at=3, progress=False)  # "preempted" at step 3
   resumed = loop.train(config, str(tmp_path / "b"), progress=False)
-  assert int(resumed.step) == int(straight.step) == config.train.steps
-  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+  assert int(resumed.step) == int(uninterrupted.step) == config.train.steps
+  for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_run_writes_metrics_config_and_checkpoints(config, tmp_path):
-  workdir = tmp_path / "m"
-  loop.train(config, str(workdir), progress=False)
+def test_run_writes_metrics_config_and_checkpoints(straight):
+  workdir = straight[0]
   rows = metrics.read_metrics(str(workdir))
   assert [r["step"] for r in rows] == [2, 4, 6]
   for key in ("loss", "grad_norm", "lr", "steps_per_sec"):
@@ -72,10 +80,9 @@ def test_known_frames_training_runs_and_needs_the_model_flag(config, tmp_path):
   assert int(state.step) == 2 and all(np.isfinite(r["loss"]) for r in rows)
 
 
-def test_load_trained_restores_a_chosen_step(config, tmp_path):
+def test_load_trained_restores_a_chosen_step(straight):
   from sora_jax.train import checkpoint, restore
-  workdir = str(tmp_path / "r")
-  final = loop.train(config, workdir, progress=False)  # checkpoints at steps 3 and 6
+  workdir, final = str(straight[0]), straight[1]  # checkpoints at steps 3 and 6
   latest = restore.load_trained(workdir, task="dit")
   early = restore.load_trained(workdir, task="dit", step=3)
   assert (latest.step, early.step) == (6, 3)
