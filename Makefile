@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Two pytest workers: most tests are bound by one-threaded XLA compiles; tests/parallel stays on
+# one worker (tests/conftest.py groups it) so its 8-device fixture runs once.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadgroup
 
 demo: $(STAMP)
 	$(BIN)/sora-jax train --config=configs/tiny_cpu.py --workdir=$(DEMO_DIR)

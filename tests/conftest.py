@@ -18,9 +18,10 @@ def _fast_compiles() -> None:
   loop.train calls. Measured on tests/train/test_train.py (2 cores): 119 s -> 56 s. Results differ
   from an optimised build only by float reassociation; every comparison inside the suite is
   between runs compiled the same way."""
-  cache = tempfile.mkdtemp(prefix="sora_jax_test_jit_cache_")
-  atexit.register(shutil.rmtree, cache, ignore_errors=True)
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
+  if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # xdist workers inherit the controller's
+    cache = tempfile.mkdtemp(prefix="sora_jax_test_jit_cache_")
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
   flags_ = os.environ.get("XLA_FLAGS", "")
@@ -63,6 +64,15 @@ def tiny_data_config(data_dir, num_train=24):
   c.num_train, c.num_test = num_train, 8
   c.max_objects, c.text_len, c.num_workers = 2, 32, 0
   return c
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+  """Under `pytest -n 2`, one worker runs all of tests/parallel: its session fixtures (the
+  8-device mesh runs) then run once, not once per worker."""
+  for item in items:
+    if f"{os.sep}tests{os.sep}parallel{os.sep}" in str(item.path):
+      item.add_marker(pytest.mark.xdist_group("parallel"))
 
 
 @pytest.fixture(scope="session")
