@@ -10,6 +10,12 @@ import pytest
 from absl import flags
 
 
+# Compile settings of every JAX process the suite starts (see _fast_compiles).
+FAST_COMPILE_ENV = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                    "JAX_DISABLE_MOST_OPTIMIZATIONS": "true"}
+FAST_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false"
+
+
 def _fast_compiles() -> None:
   """Before JAX starts: a persistent compilation cache shared by every test (and the CLI
   subprocesses, which inherit the environment), LLVM at -O0 and XLA's older CPU loop emitters.
@@ -22,11 +28,11 @@ def _fast_compiles() -> None:
     cache = tempfile.mkdtemp(prefix="sora_jax_test_jit_cache_")
     atexit.register(shutil.rmtree, cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-  os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
+  for name, value in FAST_COMPILE_ENV.items():
+    os.environ.setdefault(name, value)
   flags_ = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_use_fusion_emitters" not in flags_:
-    os.environ["XLA_FLAGS"] = f"{flags_} --xla_cpu_use_fusion_emitters=false".strip()
+    os.environ["XLA_FLAGS"] = f"{flags_} {FAST_XLA_FLAGS}".strip()
 
 
 _fast_compiles()

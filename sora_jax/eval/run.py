@@ -66,10 +66,9 @@ def evaluate_groups(gen: pipeline.Generator, num_prompts: int, *, seeds: int = 1
 
 def markdown(report: dict) -> str:
   """A markdown table of the summary: one row per group when the report has groups."""
-  rows = [(name, r) for name, r in report.get("groups", {"-": report}).items()]
   lines = ["| step | prompts | prompts x seeds | " + " | ".join(FIELDS) + " |",
            "|---" * (len(FIELDS) + 3) + "|"]
-  for name, r in rows:
+  for name, r in report.get("groups", {"-": report}).items():
     s = r["summary"]
     cells = [f"{s[f]:.2f}" if s.get(f) is not None else "-" for f in FIELDS]
     lines.append(f"| {report['step']} | {name} | {r['prompts']} x {r['seeds']} | "

@@ -16,7 +16,7 @@ import jax
 import pytest
 
 from sora_jax import cli, configlib, mesh_compare
-from tests.conftest import ROOT
+from tests.conftest import FAST_XLA_FLAGS, ROOT
 from tests.parallel import test_meshes
 
 MESHES = {"data=8": "data8", "fsdp=8": "fsdp8"}
@@ -33,7 +33,7 @@ def report(tmp_path_factory):
                          encoding="utf-8")
   out, log = str(tmp / "out"), str(tmp / "meshes.log")
   env = test_meshes.worker_env(8, tmp / "jax_cache")
-  env["XLA_FLAGS"] = "--xla_cpu_use_fusion_emitters=false"  # no device count: the CLI sets it
+  env["XLA_FLAGS"] = FAST_XLA_FLAGS  # no device count: the CLI sets it
   argv = ["-m", "sora_jax.cli", "meshes", f"--config={config_path}", "--steps", "1",
           "--out", out, *(f"--mesh={m}" for m in MESHES)]
   with open(log, "w", encoding="utf-8") as f:

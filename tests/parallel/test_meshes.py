@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from sora_jax.train import metrics
-from tests.conftest import ROOT
+from tests.conftest import FAST_COMPILE_ENV, FAST_XLA_FLAGS, ROOT
 from tests.parallel import workers
 
 RTOL = 1e-5
@@ -29,10 +29,9 @@ RTOL = 1e-5
 
 def worker_env(devices: int, cache_dir) -> dict:
   env = dict(os.environ)
-  env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
-             "--xla_cpu_use_fusion_emitters=false", JAX_PLATFORMS="cpu",
-             JAX_DISABLE_MOST_OPTIMIZATIONS="true", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", PYTHONPATH=ROOT)
+  env.update(FAST_COMPILE_ENV, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_XLA_FLAGS}",
+             PYTHONPATH=ROOT)
   return env
 
 
