@@ -87,6 +87,8 @@ def get_config() -> ml_collections.ConfigDict:
   # share of training clips given some frames clean (first / prefix / suffix / both ends);
   # needs model.known_frames
   c.diffusion.known_frames_prob = 0.0
+  # relative frequency of the patterns first / prefix / suffix / both ends among those clips
+  c.diffusion.known_frames_weights = (1.0, 1.0, 1.0, 1.0)
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 100_000

@@ -144,7 +144,8 @@ def cmd_sample(args) -> None:
     os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
                              guidance=args.guidance, eta=args.eta, stagger=args.stagger,
-                             first_frame_pass=args.first_frame_pass, frames=args.frames, height=args.height, width=args.width)
+                             first_frame_pass=args.first_frame_pass, frames=args.frames,
+                             height=args.height, width=args.width)
   for path, prompt, video in zip(paths, prompts, videos):
     video_io.write_video(path, video, metadata=pipeline.provenance(gen, prompt, args.seed))
     print(path)

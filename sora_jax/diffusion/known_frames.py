@@ -14,14 +14,25 @@ import jax.numpy as jnp
 PATTERNS = ("first", "prefix", "suffix", "ends")
 
 
-def random_mask(key, batch: int, frames: int, prob: float):
+def check_weights(weights) -> tuple:
+  """Pattern weights (one per PATTERNS entry, >= 0, not all 0) as a tuple of floats."""
+  w = tuple(float(v) for v in weights)
+  if len(w) != len(PATTERNS) or min(w) < 0 or sum(w) <= 0:
+    raise ValueError(f"diffusion.known_frames_weights={weights}; want {len(PATTERNS)} weights "
+                     f">= 0, not all 0, for the patterns {', '.join(PATTERNS)}")
+  return w
+
+
+def random_mask(key, batch: int, frames: int, prob: float, weights=(1.0, 1.0, 1.0, 1.0)):
   """Known-frame masks [B, T] (float 0 / 1): for a share `prob` of clips one of PATTERNS, drawn
-  uniformly, with a run length k in [1, T // 2] (T // 4 at each end for "ends"); none otherwise."""
+  in proportion to `weights`, with a run length k in [1, T // 2] (T // 4 at each end for "ends");
+  none otherwise."""
   if not 0.0 <= prob <= 1.0:
     raise ValueError(f"diffusion.known_frames_prob={prob}; must be in [0, 1]")
+  logits = jnp.log(jnp.asarray(check_weights(weights)))  # log 0 = -inf: never drawn
   k_use, k_pattern, k_len = jax.random.split(key, 3)
   use = jax.random.bernoulli(k_use, prob, (batch, 1))
-  pattern = jax.random.randint(k_pattern, (batch, 1), 0, len(PATTERNS))
+  pattern = jax.random.categorical(k_pattern, logits, shape=(batch, 1))
   k = jax.random.randint(k_len, (batch, 1), 1, max(frames // 2, 1) + 1)
   k_ends = jnp.maximum(k // 2, 1)
   t = jnp.arange(frames)[None]

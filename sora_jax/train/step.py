@@ -28,6 +28,7 @@ class StepConfig:
   independent_time_prob: float
   time_group: int  # frames that share one noise level (the model's temporal patch)
   known_frames_prob: float = 0.0  # share of clips given some frames clean (known_frames.py)
+  known_frames_weights: tuple = (1.0, 1.0, 1.0, 1.0)  # how often each known_frames.PATTERNS
   latent: object = None  # a models.latents.LatentSpace: denoise its latents instead of pixels
 
   @classmethod
@@ -41,9 +42,11 @@ class StepConfig:
     check_prob("diffusion.known_frames_prob", known_prob)
     if known_prob and not config.model.get("known_frames", False):
       raise ValueError("diffusion.known_frames_prob > 0 needs model.known_frames = True")
+    weights = known_frames.check_weights(d.get("known_frames_weights", (1.0,) * 4))
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
-               float(d.independent_time_prob), int(config.model.patch[0]), known_prob, latent)
+               float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
+               latent)
 
 
 def check_prob(name: str, p) -> None:
@@ -80,7 +83,8 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   known, mask = None, None
   if cfg.known_frames_prob:
     known = x0
-    mask = known_frames.random_mask(k_known, b, x0.shape[1], cfg.known_frames_prob)
+    mask = known_frames.random_mask(k_known, b, x0.shape[1], cfg.known_frames_prob,
+                                    cfg.known_frames_weights)
   model = nnx.merge(graphdef, params)
   with jax.named_scope("dit_forward"):
     pred = model(x_t, t, text, known, mask)

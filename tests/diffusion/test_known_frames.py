@@ -44,6 +44,21 @@ def test_masks_follow_the_patterns_and_the_probability():
     known_frames.random_mask(jax.random.key(0), 2, 16, 1.5)
 
 
+def test_pattern_weights_pick_the_patterns_in_proportion():
+  only_first = np.asarray(known_frames.random_mask(jax.random.key(3), 256, 16, 1.0,
+                                                   (1.0, 0.0, 0.0, 0.0)))
+  assert {_pattern_of(r) for r in only_first} == {"first"}
+  # first 3 : ends 1 -> "first" on about 3/4 of clips ("ends" never looks like "first")
+  mixed = np.asarray(known_frames.random_mask(jax.random.key(4), 4000, 16, 1.0,
+                                              (3.0, 0.0, 0.0, 1.0)))
+  kinds = [_pattern_of(r) for r in mixed]
+  assert set(kinds) == {"first", "ends"}
+  assert 0.72 < kinds.count("first") / len(kinds) < 0.78
+  for bad in [(1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 0.0), (1.0, -1.0, 1.0, 1.0)]:
+    with pytest.raises(ValueError, match="known_frames_weights"):
+      known_frames.random_mask(jax.random.key(0), 2, 16, 1.0, bad)
+
+
 def test_model_inputs_carry_known_frames_only_where_the_mask_says():
   x = jnp.full((2, 4, 8, 8, 3), 0.5)
   known = jax.random.normal(jax.random.key(0), x.shape)
