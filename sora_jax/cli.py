@@ -6,6 +6,8 @@ library, turns user errors into one line.
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
+  sora-jax sample --workdir=runs/x --prompt "a small blue square moves up" --edit red.mp4 \
+      --strength 0.6 --out blue.mp4
   sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--guidance 3] [--groups seen]
   sora-jax meshes --config=configs/tiny_cpu.py --mesh data=8 --mesh fsdp=4,tensor=2 [--steps 5]
   sora-jax meshes --config=configs/tpu_v5p_64.py --abstract --topology=v5p:4x4x4
@@ -17,6 +19,7 @@ import sys
 
 EXIT_USAGE = 2
 SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float))
+DEFAULT_EDIT_STRENGTH = 0.6
 
 
 class UsageError(ValueError):
@@ -50,7 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(f"--{name}", type=kind)
   first_frame_help = ("draw the clip, keep its first frame, draw it again from that frame "
                       "(models trained with model.known_frames)")
-  s.add_argument("--first_frame_pass", action="store_true", default=None, help=first_frame_help)
+  s.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
+                 help=first_frame_help)
+  s.add_argument("--edit", help="a .mp4, .gif or .npy clip to edit toward the prompts "
+                                "(video-to-video); its size sets --frames/--height/--width")
+  s.add_argument("--strength", type=float,
+                 help="with --edit: the share of the chain run on the noised clip, in [0, 1] "
+                      f"(0 keeps it, 1 ignores it; default {DEFAULT_EDIT_STRENGTH})")
   e = sub.add_parser("eval", allow_abbrev=False, help="prompt adherence on held-out prompts")
   e.add_argument("--workdir", required=True)
   e.add_argument("--num_prompts", type=int)
@@ -60,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
   e.add_argument("--groups", type=lambda text: tuple(text.split(",")),
                  help="comma-separated prompt groups: held_out (single objects of colour-shape "
                       "pairs never trained on: the quality bar), seen, two_objects (default all)")
-  e.add_argument("--first_frame_pass", action="store_true", default=None, help=first_frame_help)
+  e.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
+                 help=first_frame_help)
   m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
                      "meshes; compare memory, collectives and time per device")
   m.add_argument("--config", required=True)
@@ -139,13 +149,18 @@ def cmd_sample(args) -> None:
   from sora_jax.sample import pipeline, video_io
   prompts = _read_prompts(args)
   paths = _output_paths(args, len(prompts))
+  if args.strength is not None and args.edit is None:
+    raise UsageError("--strength is the strength of an edit: give the clip with --edit FILE")
+  edit = None if args.edit is None else video_io.read_video(args.edit)
   gen = pipeline.load(args.workdir)
   if len(paths) > 1 or args.format:
     os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
                              guidance=args.guidance, eta=args.eta, stagger=args.stagger,
                              first_frame_pass=args.first_frame_pass, frames=args.frames,
-                             height=args.height, width=args.width)
+                             height=args.height, width=args.width, edit=edit,
+                             strength=DEFAULT_EDIT_STRENGTH if args.strength is None
+                             else args.strength)
   for path, prompt, video in zip(paths, prompts, videos):
     video_io.write_video(path, video, metadata=pipeline.provenance(gen, prompt, args.seed))
     print(path)

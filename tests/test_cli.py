@@ -121,6 +121,39 @@ def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
   assert code == 2 and message in err and "Traceback" not in err and not out.exists()
 
 
+@pytest.mark.parametrize("command", ["sample", "eval"])
+def test_first_frame_pass_flag_turns_the_configs_setting_on_or_off(command):
+  args = ["--workdir=w"] + (["--prompt=a", "--out=o.npy"] if command == "sample" else [])
+  parse = lambda *flag: cli._parser().parse_args([command, *args, *flag]).first_frame_pass
+  assert (parse(), parse("--first_frame_pass"), parse("--no-first_frame_pass")) == (None, True,
+                                                                                    False)
+
+
+def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):
+  clip = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+  np.save(tmp_path / "in.npy", clip)
+  edit = ["sample", f"--workdir={trained}", "--steps=4", "--prompt", "a blue square",
+          "--edit", str(tmp_path / "in.npy")]
+  assert cli.main(edit + ["--strength", "0", "--out", str(tmp_path / "keep.npy")]) == 0
+  np.testing.assert_array_equal(np.load(tmp_path / "keep.npy"), clip)
+  assert cli.main(edit + ["--strength", "0.5", "--out", str(tmp_path / "half.npy")]) == 0
+  half = np.load(tmp_path / "half.npy")
+  assert half.shape == clip.shape and not np.array_equal(half, clip)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--strength", "0.5"], "give the clip with --edit"),
+    (["--edit", "missing.npy"], "no such video file"),
+    (["--edit", "{clip}", "--strength", "1.5"], "strength=1.5; must be in [0, 1]"),
+    (["--edit", "{clip}", "--stagger", "1"], "needs stagger = 0")])
+def test_sample_rejects_bad_edits(trained, tmp_path, flags, message):
+  np.save(tmp_path / "in.npy", np.zeros((4, 16, 16, 3), np.uint8))
+  flags = [f.format(clip=tmp_path / "in.npy") for f in flags]
+  out = tmp_path / "a.npy"
+  code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), *flags)
+  assert code == 2 and message in err and "Traceback" not in err and not out.exists()
+
+
 def test_sample_batch_writes_every_format_in_prompt_order(trained, tmp_path):
   out = tmp_path / "batch"
   assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", "a red circle",

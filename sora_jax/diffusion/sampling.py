@@ -99,14 +99,21 @@ def guided(model_fn: Callable, x, t, cond, uncond, guidance: float, known=None, 
 
 
 def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, known=None,
-           mask=None):
-  """Runs the whole DDIM chain from noise; call it under jit (the loop is a lax.fori_loop).
+           mask=None, *, start=None, strength: float = 1.0):
+  """Runs the DDIM chain from noise; call it under jit (the loop is a lax.fori_loop).
 
   model_fn(x [B, T, ...], t [B, T], text [B, L], known, mask) -> prediction; cond / uncond: text
   tokens [B, L]; known [B, T, ...] / mask [B, T]: frames given clean (None: text-to-video).
+  start [B, T, ...]: a video to edit (SDEdit, Meng et al. 2022): it is noised to where the last
+  `strength` of the chain begins and only that part runs; strength 1 ignores it, 0 returns it.
   """
   init_key, loop_key = jax.random.split(key)
   x = noise_lib.video_noise(init_key, shape, cfg.frame_noise_corr)
+  first = 0
+  if start is not None:
+    first = edit_first_step(cfg, strength)
+    t0 = jnp.broadcast_to(frame_times(cfg, first, shape[1]), shape[:2])
+    x = objectives.noisy(start, x, *schedules.alpha_sigma(cfg.schedule, t0, cfg.shift))
 
   def body(i, x):
     t = jnp.broadcast_to(frame_times(cfg, i, shape[1]), shape[:2])
@@ -115,7 +122,16 @@ def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, kno
     noise = noise_lib.video_noise(jax.random.fold_in(loop_key, i), shape, cfg.frame_noise_corr)
     return ddim_step(cfg, x, pred, t, s, noise)
 
-  return known_frames.paste(jax.lax.fori_loop(0, cfg.steps, body, x), known, mask)
+  return known_frames.paste(jax.lax.fori_loop(first, cfg.steps, body, x), known, mask)
+
+
+def edit_first_step(cfg: SamplerConfig, strength: float) -> int:
+  """The step an edit of `strength` in [0, 1] starts at: the last round(strength * steps) run."""
+  if not 0.0 <= strength <= 1.0:
+    raise ValueError(f"strength={strength}; must be in [0, 1]")
+  if cfg.stagger:
+    raise ValueError("editing a video (strength) needs stagger = 0: every frame starts together")
+  return cfg.steps - round(strength * cfg.steps)
 
 
 def sample_via_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond):

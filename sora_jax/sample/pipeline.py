@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from sora_jax.data import tokenizer
+from sora_jax.data import pipeline as data_pipeline, tokenizer
 from sora_jax.diffusion import sampling
 from sora_jax.models import latents, patching
 from sora_jax.sample import video_io
@@ -38,13 +38,20 @@ def load(workdir, *, use_ema: bool = True, step: int | None = None) -> Generator
   return Generator(config, trained.graphdef, trained.params, trained.step, latent, frozen)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames"))
-def sample_videos(params, text, uncond, key, frozen, *, graphdef, cfg: sampling.SamplerConfig,
-                  shape, latent=None, frames=None):
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames",
+                                             "strength"))
+def sample_videos(params, text, uncond, key, frozen, start=None, *, graphdef,
+                  cfg: sampling.SamplerConfig, shape, latent=None, frames=None, strength=1.0):
   """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
-  [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips."""
-  run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
-  out = run(nnx.merge(graphdef, params), cfg, key, shape, text, uncond)
+  [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips.
+  `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample)."""
+  model = nnx.merge(graphdef, params)
+  if start is not None:
+    start = start if latent is None else latent.encode(frozen, start)
+    out = sampling.sample(model, cfg, key, shape, text, uncond, start=start, strength=strength)
+  else:
+    run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
+    out = run(model, cfg, key, shape, text, uncond)
   return out if latent is None else latent.decode(frozen, out, frames)
 
 
@@ -65,12 +72,19 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
-             stagger=None, first_frame_pass=None, frames=None, height=None,
-             width=None) -> np.ndarray:
-  """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order."""
+             stagger=None, first_frame_pass=None, frames=None, height=None, width=None,
+             edit=None, strength: float = 1.0) -> np.ndarray:
+  """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
+
+  edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
+  editing, the clip noised to `strength` of the chain and denoised toward each prompt (its size
+  sets frames, height and width)."""
   prompts = [tokenizer.check_prompt(p) for p in prompts]
   if not prompts:
     raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
+  start = None if edit is None else _edit_start(edit, len(prompts))
+  if start is not None:
+    frames, height, width = start.shape[1:4]
   d = gen.config.data
   frames, height, width = frames or d.frames, height or d.height, width or d.width
   if gen.latent is None:
@@ -80,13 +94,30 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   patching.check_divisible(*dims[:3], gen.config.model.patch)
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        first_frame_pass=first_frame_pass)
+  if start is not None:
+    sampling.edit_first_step(cfg, strength)  # checks strength (and stagger) before compiling
+    if cfg.first_frame_pass:
+      raise ValueError("editing a video and --first_frame_pass do not combine: the edited clip "
+                       "already gives every frame")
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))
-  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen,
+  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start,
                       graphdef=gen.graphdef, cfg=cfg, shape=(len(prompts),) + dims,
-                      latent=gen.latent, frames=frames)
+                      latent=gen.latent, frames=frames, strength=float(strength))
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
+
+
+def _edit_start(edit, count: int) -> np.ndarray:
+  """uint8 [T, H, W, 3] or [count, T, H, W, 3] -> float [count, T, H, W, 3] in [-1, 1]."""
+  edit = np.asarray(edit)
+  if edit.dtype != np.uint8 or edit.ndim not in (4, 5) or edit.shape[-1] != 3:
+    raise ValueError(f"a video to edit must be uint8 [T, H, W, 3] or [N, T, H, W, 3]; got "
+                     f"{edit.dtype} {list(edit.shape)}")
+  if edit.ndim == 5 and edit.shape[0] != count:
+    raise ValueError(f"{edit.shape[0]} videos to edit for {count} prompts; give one or {count}")
+  edit = np.broadcast_to(edit, (count,) + edit.shape[-4:])
+  return data_pipeline.to_unit_range(edit)
 
 
 def provenance(gen: Generator, prompt: str, seed: int) -> dict:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sora_jax.diffusion import objectives, sampling, schedules
+from sora_jax.diffusion import noise as noise_lib, objectives, sampling, schedules
 
 SHAPE = (2, 4, 8, 8, 3)
 
@@ -56,6 +56,41 @@ def test_ddim_eta0_matches_hand_written_reference():
   x_init = jax.random.normal(jax.random.split(jax.random.key(3))[0], SHAPE)
   ref = reference_ddim(lambda x, t: model(x, t, np), np.asarray(x_init, np.float64), 5)
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def _edit_setup(steps=6):
+  cfg = sampling.SamplerConfig(schedule="cosine", prediction="v", steps=steps)
+  fn = lambda x, t, text, *_: 0.5 * x * (1 - t[:, :, None, None, None]) + 0.2 * jnp.sin(x)
+  text = jnp.zeros((2, 3), jnp.int32)
+  video = jax.random.uniform(jax.random.key(5), SHAPE, minval=-1, maxval=1)
+  run = lambda strength, start=video: sampling.sample(fn, cfg, jax.random.key(6), SHAPE, text,
+                                                      text, start=start, strength=strength)
+  return cfg, fn, video, run
+
+
+def test_edit_strength_zero_keeps_the_video_and_one_starts_from_noise():
+  _, _, video, run = _edit_setup()
+  np.testing.assert_allclose(run(0.0), video, atol=1e-6)
+  np.testing.assert_allclose(run(1.0), run(1.0, start=None), atol=1e-5)
+  assert not np.allclose(run(0.5), video, atol=1e-2)
+
+
+def test_edit_runs_the_last_strength_of_the_chain_from_the_noised_video():
+  cfg, fn, video, run = _edit_setup(steps=6)
+  noise_key, loop_key = jax.random.split(jax.random.key(6))
+  eps = noise_lib.video_noise(noise_key, SHAPE, 0.0)
+  x = objectives.noisy(video, eps, *schedules.alpha_sigma("cosine", jnp.full((2,), 0.5)))
+  for i in range(3, 6):  # strength 0.5 of 6 steps: t = 3/6, 2/6, 1/6 -> 0
+    t, s = jnp.full((2,), 1 - i / 6), jnp.full((2,), 1 - (i + 1) / 6)
+    x = sampling.ddim_step(cfg, x, fn(x, jnp.broadcast_to(t[:, None], (2, 4)), None), t, s,
+                           jax.random.normal(jax.random.fold_in(loop_key, i), SHAPE))
+  np.testing.assert_allclose(run(0.5), x, rtol=1e-5, atol=1e-5)
+  for bad in [-0.1, 1.5]:
+    with pytest.raises(ValueError, match="strength"):
+      run(bad)
+  staggered = sampling.SamplerConfig(steps=6, stagger=1.0)
+  with pytest.raises(ValueError, match="stagger"):
+    sampling.edit_first_step(staggered, 0.5)
 
 
 def test_frame_times_run_every_group_from_noise_to_clean():
