@@ -75,13 +75,14 @@ def main():
   p.add_argument("--change", default="keep,shape,direction",
                  help="comma-separated: keep, " + ", ".join(CHOICES))
   p.add_argument("--guidance", type=float, help="default: the run's config")
+  p.add_argument("--step", type=int, help="checkpoint to probe (default: the latest)")
   p.add_argument("--out", help="folder for edit_probe.json / .md (default WORKDIR/edit_probe)")
   args = p.parse_args()
   changes = args.change.split(",")
   for c in changes:
     if c != "keep" and c not in CHOICES:
       p.error(f"--change {c!r}: allowed keep, {', '.join(CHOICES)}")
-  gen = pipeline.load(args.workdir)
+  gen = pipeline.load(args.workdir, step=args.step)
   rows = probe(gen, args.clips, [float(s) for s in args.strengths.split(",")], changes,
                guidance=args.guidance)
   out = args.out or os.path.join(args.workdir, "edit_probe")
