@@ -141,11 +141,21 @@ def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):
   assert half.shape == clip.shape and not np.array_equal(half, clip)
 
 
+def test_edit_skips_the_first_frame_pass_the_config_asks_for(trained):
+  from sora_jax.sample import pipeline
+  gen = pipeline.load(str(trained))
+  gen.config.sample.first_frame_pass = True  # this model has no known frames: it would raise
+  clip = np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+  out = pipeline.generate(gen, ["a red circle"], steps=2, edit=clip, strength=0.0)
+  np.testing.assert_array_equal(out[0], clip)
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--strength", "0.5"], "give the clip with --edit"),
     (["--edit", "missing.npy"], "no such video file"),
     (["--edit", "{clip}", "--strength", "1.5"], "strength=1.5; must be in [0, 1]"),
-    (["--edit", "{clip}", "--stagger", "1"], "needs stagger = 0")])
+    (["--edit", "{clip}", "--stagger", "1"], "needs stagger = 0"),
+    (["--edit", "{clip}", "--first_frame_pass"], "do not combine")])
 def test_sample_rejects_bad_edits(trained, tmp_path, flags, message):
   np.save(tmp_path / "in.npy", np.zeros((4, 16, 16, 3), np.uint8))
   flags = [f.format(clip=tmp_path / "in.npy") for f in flags]

@@ -92,13 +92,15 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   else:  # the DiT denoises latents: their grid must divide into its patches
     dims = gen.latent.shape(frames, height, width)
   patching.check_divisible(*dims[:3], gen.config.model.patch)
+  if start is not None:  # the edited clip gives every frame: no first-frame pass, unless asked
+    if first_frame_pass:
+      raise ValueError("editing a video and --first_frame_pass do not combine: the edited clip "
+                       "already gives every frame")
+    first_frame_pass = False
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        first_frame_pass=first_frame_pass)
   if start is not None:
     sampling.edit_first_step(cfg, strength)  # checks strength (and stagger) before compiling
-    if cfg.first_frame_pass:
-      raise ValueError("editing a video and --first_frame_pass do not combine: the edited clip "
-                       "already gives every frame")
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))
