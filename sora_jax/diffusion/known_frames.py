@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 PATTERNS = ("first", "prefix", "suffix", "ends")
+UNIFORM = (1.0,) * len(PATTERNS)  # pattern weights: every pattern alike
 
 
 def check_weights(weights) -> tuple:
@@ -23,7 +24,7 @@ def check_weights(weights) -> tuple:
   return w
 
 
-def random_mask(key, batch: int, frames: int, prob: float, weights=(1.0, 1.0, 1.0, 1.0)):
+def random_mask(key, batch: int, frames: int, prob: float, weights=UNIFORM):
   """Known-frame masks [B, T] (float 0 / 1): for a share `prob` of clips one of PATTERNS, drawn
   in proportion to `weights`, with a run length k in [1, T // 2] (T // 4 at each end for "ends");
   none otherwise."""

@@ -82,9 +82,14 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   prompts = [tokenizer.check_prompt(p) for p in prompts]
   if not prompts:
     raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
-  start = None if edit is None else _edit_start(edit, len(prompts))
-  if start is not None:
+  start = None
+  if edit is not None:  # the clip sets the size and gives every frame: no first-frame pass
+    start = _edit_start(edit, len(prompts))
     frames, height, width = start.shape[1:4]
+    if first_frame_pass:
+      raise ValueError("editing a video and --first_frame_pass do not combine: the edited clip "
+                       "already gives every frame")
+    first_frame_pass = False
   d = gen.config.data
   frames, height, width = frames or d.frames, height or d.height, width or d.width
   if gen.latent is None:
@@ -92,11 +97,6 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   else:  # the DiT denoises latents: their grid must divide into its patches
     dims = gen.latent.shape(frames, height, width)
   patching.check_divisible(*dims[:3], gen.config.model.patch)
-  if start is not None:  # the edited clip gives every frame: no first-frame pass, unless asked
-    if first_frame_pass:
-      raise ValueError("editing a video and --first_frame_pass do not combine: the edited clip "
-                       "already gives every frame")
-    first_frame_pass = False
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        first_frame_pass=first_frame_pass)
   if start is not None:

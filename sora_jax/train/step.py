@@ -28,7 +28,7 @@ class StepConfig:
   independent_time_prob: float
   time_group: int  # frames that share one noise level (the model's temporal patch)
   known_frames_prob: float = 0.0  # share of clips given some frames clean (known_frames.py)
-  known_frames_weights: tuple = (1.0, 1.0, 1.0, 1.0)  # how often each known_frames.PATTERNS
+  known_frames_weights: tuple = known_frames.UNIFORM  # how often each known_frames.PATTERNS
   latent: object = None  # a models.latents.LatentSpace: denoise its latents instead of pixels
 
   @classmethod
@@ -42,7 +42,7 @@ class StepConfig:
     check_prob("diffusion.known_frames_prob", known_prob)
     if known_prob and not config.model.get("known_frames", False):
       raise ValueError("diffusion.known_frames_prob > 0 needs model.known_frames = True")
-    weights = known_frames.check_weights(d.get("known_frames_weights", (1.0,) * 4))
+    weights = known_frames.check_weights(d.get("known_frames_weights", known_frames.UNIFORM))
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
