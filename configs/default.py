@@ -49,6 +49,10 @@ def get_config() -> ml_collections.ConfigDict:
   # width of a GELU layer between the last block and the output layer (0: none); with it, output
   # patches are no longer confined to a `width`-dim subspace (matters when a patch > width)
   c.model.head_hidden = 0
+  # channels of 3x3 convs at full resolution after the output layer (0: none; models/pixel_head.py):
+  # they see the noisy pixels and the coarse prediction, so edges inside a patch stay sharp
+  c.model.pixel_head = 0
+  c.model.pixel_head_layers = 3  # convs, the zero-initialised output conv included
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False
@@ -67,6 +71,8 @@ def get_config() -> ml_collections.ConfigDict:
   # channels of a SiLU layer before the decoder's output conv (0: none): with a stem, output
   # patches bigger than widths[0] need it to keep sharp edges
   c.vae.head_hidden = 0
+  c.vae.pixel_head = 0  # channels of 3x3 convs sharpening the decoded clip (0: none; as model.*)
+  c.vae.pixel_head_layers = 3
   c.vae.dtype = "float32"
   c.vae.param_dtype = "float32"
   c.vae.kl_weight = 1e-4  # on the per-element KL; small, so latents stay near-deterministic

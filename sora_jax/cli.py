@@ -18,7 +18,10 @@ import os
 import sys
 
 EXIT_USAGE = 2
-SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float))
+# sampler overrides of a run's config; shift: the schedule's shift while sampling (default: the
+# one it trained with)
+SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
+                 ("shift", float))
 DEFAULT_EDIT_STRENGTH = 0.6
 
 
@@ -155,8 +158,7 @@ def cmd_sample(args) -> None:
   gen = pipeline.load(args.workdir)
   if len(paths) > 1 or args.format:
     os.makedirs(args.out, exist_ok=True)
-  videos = pipeline.generate(gen, prompts, seed=args.seed, steps=args.steps,
-                             guidance=args.guidance, eta=args.eta, stagger=args.stagger,
+  videos = pipeline.generate(gen, prompts, seed=args.seed, **_sampler_kw(args),
                              first_frame_pass=args.first_frame_pass, frames=args.frames,
                              height=args.height, width=args.width, edit=edit,
                              strength=DEFAULT_EDIT_STRENGTH if args.strength is None
@@ -183,11 +185,14 @@ def cmd_eval(args) -> None:
   gen = pipeline.load(args.workdir)
   cfg = gen.config.eval
   report = run.evaluate_groups(gen, args.num_prompts or cfg.num_prompts,
-                               seeds=args.seeds or cfg.seeds, groups=groups, steps=args.steps,
-                               guidance=args.guidance, eta=args.eta, stagger=args.stagger,
-                               first_frame_pass=args.first_frame_pass)
+                               seeds=args.seeds or cfg.seeds, groups=groups,
+                               **_sampler_kw(args), first_frame_pass=args.first_frame_pass)
   print(run.write_report(report, args.workdir))
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
+
+
+def _sampler_kw(args) -> dict:
+  return {name: getattr(args, name) for name, _ in SAMPLER_FLAGS}
 
 
 def cmd_meshes(args, overrides) -> None:

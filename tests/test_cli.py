@@ -114,6 +114,7 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
 
 
 @pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1"),
+                                          ("--shift=0", "shift=0"),
                                           ("--first_frame_pass", "needs a model trained with")])
 def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
   out = tmp_path / "a.npy"
@@ -127,6 +128,19 @@ def test_first_frame_pass_flag_turns_the_configs_setting_on_or_off(command):
   parse = lambda *flag: cli._parser().parse_args([command, *args, *flag]).first_frame_pass
   assert (parse(), parse("--first_frame_pass"), parse("--no-first_frame_pass")) == (None, True,
                                                                                     False)
+
+
+def test_sample_shift_overrides_the_training_shift(trained, tmp_path):
+  """--shift at the run's own shift changes nothing; another shift samples other noise levels."""
+  from sora_jax.sample import pipeline
+  shift = pipeline.load(trained).config.diffusion.shift
+  args = ["sample", f"--workdir={trained}", "--steps=3", "--prompt", "a blue square"]
+  for name, flags in [("own", []), ("same", ["--shift", str(shift)]),
+                      ("other", ["--shift", str(3 * shift)])]:
+    assert cli.main(args + flags + ["--out", str(tmp_path / f"{name}.npy")]) == 0
+  own = np.load(tmp_path / "own.npy")
+  np.testing.assert_array_equal(np.load(tmp_path / "same.npy"), own)
+  assert not np.array_equal(np.load(tmp_path / "other.npy"), own)
 
 
 def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):

@@ -6,12 +6,16 @@ import os
 
 import numpy as np
 
-from sora_jax.data import captions, shapes
+from sora_jax.data import captions, shapes, world
 from sora_jax.eval import judge
 from sora_jax.sample import pipeline
 
 FIELDS = ("presence", "colour", "shape", "size", "direction")
 GROUPS = ("held_out", "seen", "two_objects")
+# what the judge can read an attribute as, for the confusion tables of report.md
+JUDGED_VALUES = {"colour": tuple(world.PALETTE), "shape": world.SHAPES,
+                 "size": tuple(world.SIZES), "direction": tuple(world.DIRECTIONS) + ("static",)}
+CONFUSIONS = ("shape", "direction")  # the attributes report.md breaks down
 
 
 def check_groups(groups) -> tuple:
@@ -76,6 +80,31 @@ def markdown(report: dict) -> str:
   return "\n".join(lines)
 
 
+def confusion(report: dict, key: str = "shape") -> dict:
+  """{prompted value: {judged value: count}} over every object of one group's videos, what a
+  failing attribute turns into ("none": not measurable, e.g. the object is missing)."""
+  table = {}
+  for entry in report["per_prompt"]:
+    for asked, judged in zip(captions.parse_prompt(entry["prompt"]), entry["objects"]):
+      if asked.get(key) is not None:
+        row = table.setdefault(asked[key], {})
+        got = judged[f"pred_{key}"] or "none"
+        row[got] = row.get(got, 0) + 1
+  return table
+
+
+def confusion_markdown(report: dict, key: str = "shape") -> str:
+  """A markdown table of `confusion` for each group: one row per prompted value."""
+  values = JUDGED_VALUES[key] + ("none",)
+  lines = [f"| group | prompted {key} | " + " | ".join(f"judged {v}" for v in values) + " |",
+           "|---" * (len(values) + 2) + "|"]
+  for name, r in report.get("groups", {"-": report}).items():
+    for asked, row in sorted(confusion(r, key).items()):
+      lines.append(f"| {name} | {asked} | " + " | ".join(str(row.get(v, 0)) for v in values)
+                   + " |")
+  return "\n".join(lines)
+
+
 def write_report(report: dict, workdir) -> str:
   """Writes DIR/eval/report.json and report.md; returns the markdown."""
   out = os.path.join(workdir, "eval")
@@ -84,5 +113,5 @@ def write_report(report: dict, workdir) -> str:
     json.dump(report, f, indent=2, default=float)
   table = markdown(report)
   with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
-    f.write(table + "\n")
+    f.write("\n\n".join([table] + [confusion_markdown(report, k) for k in CONFUSIONS]) + "\n")
   return table

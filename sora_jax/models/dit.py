@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.diffusion import known_frames
-from sora_jax.models import layers, patching, rope
+from sora_jax.models import layers, patching, pixel_head, rope
 from sora_jax.models.text import TextEncoder
 from sora_jax.parallel.rules import constrain
 
@@ -81,6 +81,11 @@ class VideoDiT(nnx.Module):
     self.head = layers.dense(dim, hidden, ("embed", "mlp"), rngs, **kw) if hidden else None
     self.final = layers.dense(hidden or dim, patch_dim, ("mlp" if hidden else "embed", "patch"),
                               rngs, zero=True, **kw)
+    # convs at full resolution after unpatchify (pixel_head.py): sharp edges inside a patch
+    self.pixel_head = pixel_head.PixelHead(
+        in_channels, cfg.channels, dim, hidden=cfg.pixel_head,
+        num_layers=cfg.get("pixel_head_layers", pixel_head.DEFAULT_LAYERS), rngs=rngs,
+        **kw) if cfg.get("pixel_head", 0) else None
 
   def __call__(self, x, t, text, known=None, mask=None):
     """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames)."""
@@ -89,6 +94,7 @@ class VideoDiT(nnx.Module):
       x = known_frames.model_inputs(x, known, mask)
     elif known is not None:
       raise ValueError("this model was built without model.known_frames: it cannot take frames")
+    inputs = x
     tokens = patching.patchify(x, self.patch)  # [B, N, pt*ph*pw*C_in]
     coords = patching.grid_coords(grid)  # [N, 3]
     h = self.patch_embed(tokens)
@@ -107,10 +113,11 @@ class VideoDiT(nnx.Module):
         h = block(h, c, context, text_mask, angles)
     shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
     h = layers.modulate(self.final_norm(h), shift, scale)
-    if self.head is not None:
-      h = jax.nn.gelu(self.head(h), approximate=True)
-    out = self.final(h)
-    return patching.unpatchify(out.astype(jnp.float32), self.patch, grid, self.channels)
+    out = self.final(h if self.head is None else jax.nn.gelu(self.head(h), approximate=True))
+    out = patching.unpatchify(out.astype(jnp.float32), self.patch, grid, self.channels)
+    if self.pixel_head is not None:
+      out = self.pixel_head(out, inputs, h, self.patch, grid)
+    return out
 
   def _patch_times(self, t, grid):
     """t [B] or [B, T] -> [B, T']: the noise level of each temporal patch (its frames' mean)."""

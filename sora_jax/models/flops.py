@@ -6,6 +6,8 @@ keeps model-FLOP utilisation comparable across backends and meshes.
 
 import math
 
+from sora_jax.models import pixel_head
+
 
 def _transformer_macs(tokens, dim, hidden, context=0, context_dim=0):
   """Multiply-adds per example of one attention(+cross-attention)+MLP layer."""
@@ -31,7 +33,8 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   out = tokens * (d * hidden + hidden * patch_dim) if hidden else tokens * d * patch_dim
   # embed, output (with its GELU layer), time, pool, final adaLN
   edges = tokens * in_dim * d + out + 256 * d + 2 * d * d + 2 * d * d
-  return 2 * (text + blocks + edges)
+  pixels = frames * height * width * pixel_head.macs_per_pixel(model_cfg)
+  return 2 * (text + blocks + edges + pixels)
 
 
 def train_flops(model_cfg, **clip) -> int:

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from sora_jax.models import pixel_head
+
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 _CONV_AXES = (None, None, None, "conv_in", "conv_out")
 _lecun = nnx.initializers.lecun_normal()
@@ -239,6 +241,11 @@ class Decoder(nnx.Module):
       self.conv_out = CausalConv3d(out_in, cfg.channels, (1, 3, 3), rngs=rngs, **kw)
     else:  # the stem undone: each position back to a pt x ps x ps patch of pixels
       self.conv_out = Upsample(out_in, cfg.channels, pt, ss=ps, kernel=(1, 1, 1), rngs=rngs, **kw)
+    # 3x3 convs per frame at full resolution that sharpen the decoded clip (pixel_head.py)
+    self.pixel_head = pixel_head.PixelHead(
+        0, cfg.channels, 0, hidden=cfg.pixel_head, rngs=rngs,
+        num_layers=cfg.get("pixel_head_layers", pixel_head.DEFAULT_LAYERS),
+        **kw) if cfg.get("pixel_head", 0) else None
 
   def __call__(self, z, stream=None):
     h = self.conv_in(z, stream)
@@ -248,7 +255,8 @@ class Decoder(nnx.Module):
     h = jax.nn.silu(self.norm_out(h))
     if self.head is not None:
       h = jax.nn.silu(self.head(h, stream))
-    return self.conv_out(h, stream).astype(jnp.float32)
+    out = self.conv_out(h, stream).astype(jnp.float32)
+    return out if self.pixel_head is None else self.pixel_head(out)
 
 
 def _is_pow2(n) -> bool:

@@ -55,8 +55,9 @@ def sample_videos(params, text, uncond, key, frozen, start=None, *, graphdef,
   return out if latent is None else latent.decode(frozen, out, frames)
 
 
-def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
+def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
                    first_frame_pass=None) -> sampling.SamplerConfig:
+  """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
   if first_frame_pass is None:
@@ -64,7 +65,8 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
   if first_frame_pass and not config.model.get("known_frames", False):
     raise ValueError("--first_frame_pass needs a model trained with model.known_frames")
   return sampling.SamplerConfig(
-      schedule=d.schedule, shift=float(d.shift), prediction=d.prediction,
+      schedule=d.schedule, shift=float(d.shift if shift is None else shift),
+      prediction=d.prediction,
       steps=int(s.steps if steps is None else steps), guidance=pick(guidance, "guidance"),
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
@@ -72,7 +74,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
-             stagger=None, first_frame_pass=None, frames=None, height=None, width=None,
+             stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
@@ -98,7 +100,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
     dims = gen.latent.shape(frames, height, width)
   patching.check_divisible(*dims[:3], gen.config.model.patch)
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
-                       first_frame_pass=first_frame_pass)
+                       shift=shift, first_frame_pass=first_frame_pass)
   if start is not None:
     sampling.edit_first_step(cfg, strength)  # checks strength (and stagger) before compiling
   length = d.text_len + 1

@@ -49,3 +49,24 @@ def test_eval_reports_one_row_per_group(config, tmp_path):
   assert report["groups"]["two_objects"]["summary"]["objects"] == 4  # two in each video
   table = (tmp_path / "eval" / "report.md").read_text(encoding="utf-8")
   assert table.count("\n| 2 | held_out | 2 x 1 |") == table.count("\n| 2 | two_objects |") == 1
+  assert "| group | prompted shape | judged circle |" in table
+  assert "| group | prompted direction | judged left |" in table
+
+
+def test_confusion_counts_what_each_prompted_value_was_judged_as():
+  """Two videos of one prompt (two seeds) and a two-object prompt; a missing object is "none"."""
+  judged = lambda shape, direction: {"pred_shape": shape, "pred_direction": direction}
+  report = {"per_prompt": [
+      {"prompt": "a red square moves left", "objects": [judged("circle", "left")]},
+      {"prompt": "a red square moves left", "objects": [judged("square", "static")]},
+      {"prompt": "a blue circle moves up and a green triangle moves down",
+       "objects": [judged("circle", "up"), judged(None, None)]}]}
+  assert run.confusion(report) == {"square": {"circle": 1, "square": 1}, "circle": {"circle": 1},
+                                   "triangle": {"none": 1}}
+  assert run.confusion(report, "direction") == {"left": {"left": 1, "static": 1}, "up": {"up": 1},
+                                                "down": {"none": 1}}
+  rows = run.confusion_markdown(report).splitlines()
+  assert rows[0] == ("| group | prompted shape | judged circle | judged square | judged triangle "
+                     "| judged none |")
+  assert rows[2:] == ["| - | circle | 1 | 0 | 0 | 0 |", "| - | square | 1 | 1 | 0 | 0 |",
+                      "| - | triangle | 0 | 0 | 0 | 1 |"]

@@ -25,14 +25,15 @@ def test_shapes_and_dtypes_any_clip_size():
     assert out.shape == shape and out.dtype == jnp.float32
 
 
-@pytest.mark.parametrize("head_hidden", [0, 64])
-def test_adaln_zero_starts_at_zero_output(head_hidden):
+@pytest.mark.parametrize("extras", [{}, {"head_hidden": 64}, {"pixel_head": 8}])
+def test_adaln_zero_starts_at_zero_output(extras):
   """Zero-initialised final layer: the untrained model predicts exactly 0 (with the GELU head
-  before it too)."""
+  before it, and with the pixel head after it, too)."""
   cfg = small_model_cfg()
-  cfg.head_hidden = head_hidden
+  cfg.update(extras)
   model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
-  assert (model.head is None) == (head_hidden == 0)
+  assert (model.head is None) == ("head_hidden" not in extras)
+  assert (model.pixel_head is None) == ("pixel_head" not in extras)
   text = jnp.asarray(tokenizer.encode_batch(["a red circle"], 16))
   out = model(jax.random.normal(jax.random.key(1), (1, 4, 8, 8, 3)), jnp.array([0.5]), text)
   np.testing.assert_array_equal(out, 0.0)
@@ -68,7 +69,8 @@ def test_rope_depends_only_on_relative_position():
   assert abs(float(score((1, 2, 3), (0, 1, 1))) - float(base)) > 1e-3
 
 
-@pytest.mark.parametrize("extras", [{}, {"known_frames": True, "head_hidden": 96}])
+@pytest.mark.parametrize("extras", [{}, {"known_frames": True, "head_hidden": 96},
+                                    {"known_frames": True, "pixel_head": 16}])
 def test_analytic_flops_match_xla_cost_analysis(extras):
   from sora_jax.models import flops
   cfg = small_model_cfg()
@@ -106,12 +108,13 @@ def test_per_frame_times_condition_each_temporal_patch():
     model(x, jnp.full((1, 3), 0.5), text)
 
 
-@pytest.mark.parametrize("head_hidden", [0, 128])
-def test_gelu_head_lifts_the_width_rank_limit_of_output_patches(head_hidden):
+@pytest.mark.parametrize("extras", [{}, {"head_hidden": 128}, {"pixel_head": 8}])
+def test_output_heads_lift_the_width_rank_limit_of_output_patches(extras):
   """Patches of 2 x 4 x 4 x 3 = 96 numbers from width 48: a linear output layer draws them all
-  from a 48-dim affine subspace (rank <= 49 with its bias); the GELU head does not."""
+  from a 48-dim affine subspace (rank <= 49 with its bias); the GELU head does not, nor does
+  the pixel head, which adds a correction drawn from the pixels themselves."""
   cfg = small_model_cfg()
-  cfg.head_hidden = head_hidden
+  cfg.update(extras)
   model = randomized(VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0)))
   text = jnp.asarray(tokenizer.encode_batch(["a red circle"] * 8, 16))
   x = jax.random.normal(jax.random.key(2), (8, 4, 16, 16, 3))
@@ -120,4 +123,4 @@ def test_gelu_head_lifts_the_width_rank_limit_of_output_patches(head_hidden):
   patches = patching.patchify(out, cfg.patch).reshape(-1, 96)  # 8 x 32 token outputs
   s = np.linalg.svd(np.asarray(patches, np.float64), compute_uv=False)
   rank = int((s > 1e-6 * s[0]).sum())
-  assert rank <= 49 if head_hidden == 0 else rank > 60, rank
+  assert rank <= 49 if not extras else rank > 60, rank

@@ -36,7 +36,12 @@ def random_model(seed=0, **overrides):
 STEM = dict(stem=(4, 4, 4), widths=(16,), head_hidden=32)  # patchify 4x4x4 first; one level
 
 
-@pytest.fixture(scope="module", params=[{}, STEM], ids=["levels", "stem"])
+# and 3x3 convs at full resolution after the decoder (per frame: causal and chunkable as is)
+PIXEL_HEAD = dict(STEM, pixel_head=8)
+
+
+@pytest.fixture(scope="module", params=[{}, STEM, PIXEL_HEAD],
+                ids=["levels", "stem", "stem+pixel_head"])
 def model(request):
   return random_model(**request.param)
 
