@@ -82,10 +82,7 @@ class VideoDiT(nnx.Module):
     self.final = layers.dense(hidden or dim, patch_dim, ("mlp" if hidden else "embed", "patch"),
                               rngs, zero=True, **kw)
     # convs at full resolution after unpatchify (pixel_head.py): sharp edges inside a patch
-    self.pixel_head = pixel_head.PixelHead(
-        in_channels, cfg.channels, dim, hidden=cfg.pixel_head,
-        num_layers=cfg.get("pixel_head_layers", pixel_head.DEFAULT_LAYERS), rngs=rngs,
-        **kw) if cfg.get("pixel_head", 0) else None
+    self.pixel_head = pixel_head.from_config(cfg, in_channels, dim, rngs=rngs, **kw)
 
   def __call__(self, x, t, text, known=None, mask=None):
     """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames)."""

@@ -39,9 +39,9 @@ class PixelHead(nnx.Module):
       raise ValueError(f"pixel_head_layers must be >= 2, got {num_layers}")
     kw = dict(dtype=dtype, param_dtype=param_dtype)
     self.token_bias = layers.dense(dim, hidden, ("embed", None), rngs, **kw) if dim else None
-    widths = [in_channels + channels] + [hidden] * (num_layers - 1)
+    widths = _widths(in_channels, channels, hidden, num_layers)
     self.convs = nnx.List([vae.CausalConv3d(a, b, KERNEL, rngs=rngs, **kw)
-                           for a, b in zip(widths[:-1], widths[1:])])
+                           for a, b in zip(widths[:-2], widths[1:-1])])
     self.out = vae.CausalConv3d(hidden, channels, KERNEL, rngs=rngs, zero=True, **kw)
 
   def __call__(self, coarse, inputs=None, tokens=None, patch=None, grid=None):
@@ -60,12 +60,25 @@ class PixelHead(nnx.Module):
     return patching.unpatchify(bias.reshape(*bias.shape[:2], -1), patch, grid, bias.shape[-1])
 
 
+def from_config(cfg, in_channels, dim, *, rngs, **kw) -> PixelHead | None:
+  """The head a model or VAE config asks for (`pixel_head` channels, 0: none)."""
+  if not cfg.get("pixel_head", 0):
+    return None
+  return PixelHead(in_channels, cfg.channels, dim, hidden=cfg.pixel_head,
+                   num_layers=cfg.get("pixel_head_layers", DEFAULT_LAYERS), rngs=rngs, **kw)
+
+
+def _widths(in_channels, channels, hidden, num_layers) -> list[int]:
+  """Channels into and out of each conv: inputs + coarse, hidden ..., the prediction."""
+  return [in_channels + channels] + [hidden] * (num_layers - 1) + [channels]
+
+
 def macs_per_pixel(model_cfg) -> int:
-  """Multiply-adds of the head's convs at one output pixel (for models.flops)."""
+  """Multiply-adds of a DiT's head convs at one output pixel (for models.flops)."""
   hidden = model_cfg.get("pixel_head", 0)
   if not hidden:
     return 0
   c = model_cfg.channels
-  in_ch = (2 * c + 1 if model_cfg.get("known_frames") else c) + c
-  widths = [in_ch] + [hidden] * (model_cfg.get("pixel_head_layers", DEFAULT_LAYERS) - 1) + [c]
+  widths = _widths(2 * c + 1 if model_cfg.get("known_frames") else c, c, hidden,
+                   model_cfg.get("pixel_head_layers", DEFAULT_LAYERS))
   return math.prod(KERNEL) * sum(a * b for a, b in zip(widths[:-1], widths[1:]))

@@ -242,10 +242,7 @@ class Decoder(nnx.Module):
     else:  # the stem undone: each position back to a pt x ps x ps patch of pixels
       self.conv_out = Upsample(out_in, cfg.channels, pt, ss=ps, kernel=(1, 1, 1), rngs=rngs, **kw)
     # 3x3 convs per frame at full resolution that sharpen the decoded clip (pixel_head.py)
-    self.pixel_head = pixel_head.PixelHead(
-        0, cfg.channels, 0, hidden=cfg.pixel_head, rngs=rngs,
-        num_layers=cfg.get("pixel_head_layers", pixel_head.DEFAULT_LAYERS),
-        **kw) if cfg.get("pixel_head", 0) else None
+    self.pixel_head = pixel_head.from_config(cfg, 0, 0, rngs=rngs, **kw)
 
   def __call__(self, z, stream=None):
     h = self.conv_in(z, stream)

@@ -7,18 +7,15 @@ from flax import nnx
 from configs import default
 from sora_jax.models import pixel_head
 from sora_jax.models.dit import VideoDiT
+from tests.models.test_dit import randomized
 
 PATCH, GRID = (2, 4, 4), (2, 4, 4)  # a [B, 4, 16, 16, C] clip
 
 
 def random_head(num_layers=3):
-  head = pixel_head.PixelHead(7, 3, 32, hidden=8, num_layers=num_layers, rngs=nnx.Rngs(0),
-                              dtype=jnp.float32, param_dtype=jnp.float32)
-  graphdef, params = nnx.split(head, nnx.Param)
-  leaves, treedef = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(3), len(leaves))
-  leaves = [0.3 * jax.random.normal(k, p.shape) for k, p in zip(keys, leaves)]
-  return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+  return randomized(pixel_head.PixelHead(7, 3, 32, hidden=8, num_layers=num_layers,
+                                         rngs=nnx.Rngs(0), dtype=jnp.float32,
+                                         param_dtype=jnp.float32))
 
 
 def head_inputs(key):
@@ -67,4 +64,3 @@ def test_flops_count_the_head_convs_weight_by_weight():
 def test_fewer_than_two_layers_is_refused():
   with pytest.raises(ValueError, match="pixel_head_layers must be >= 2, got 1"):
     random_head(num_layers=1)
-
