@@ -1,8 +1,8 @@
 """Which caption words does a trained pixel DiT use, and can it carry a given frame? A probe.
 
 For single-object test clips noised to time t, the x0 error of the model's prediction is measured
-with the true plain caption, with its direction reversed, with another colour, and with the
-empty caption. A model that uses a word predicts worse when the word is wrong. For a model built
+with the true plain caption, with its direction reversed, with another colour or shape, and
+with the empty caption. A model that uses a word predicts worse when the word is wrong. For a model built
 with model.known_frames the same runs with the first frame given ("i2v"), and the error of that
 known frame itself is reported: a model that can carry a given frame through its tokens predicts
 it almost exactly.
@@ -27,6 +27,7 @@ from sora_jax.diffusion import noise as noise_lib, objectives, schedules  # noqa
 from sora_jax.sample import pipeline  # noqa: E402
 
 REVERSE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+OTHER_SHAPE = {"circle": "square", "square": "circle", "triangle": "circle"}  # the nearest other
 TIMES = (0.2, 0.4, 0.6, 0.8, 0.9, 0.97)
 NOISE_DRAWS = 4
 
@@ -40,6 +41,7 @@ def caption_variants(examples) -> dict:
   return {"true": plain(lambda o: o),
           "reversed_direction": plain(lambda o: dict(o, direction=REVERSE[o["direction"]])),
           "other_colour": plain(lambda o: dict(o, colour=other_colour(o["colour"]))),
+          "other_shape": plain(lambda o: dict(o, shape=OTHER_SHAPE[o["shape"]])),
           "empty": [""] * len(examples)}
 
 
