@@ -6,9 +6,10 @@ within 45 minutes, keeping every checkpoint for the quality curve.
   python experiments/quality_curve.py --workdir=runs/shapes_quality
 
 It is the demo recipe (configs/tiny_cpu.py) plus the levers that measured best (README, "Why the
-objects do not move" and "More levers at the full budget"). It stays in pixels: the VAE's own
-training time would count toward the 45 minutes, and the latent DiT judged no better at equal
-steps.
+objects do not move" and "More levers at the full budget"). It stays in pixels: the same recipe
+in the latent space of the committed VAE (configs/shapes_latent.py) draws shapes and motion
+better, but that VAE's 54 minutes count toward the 45 (README, "Latent diffusion on the sharp
+VAE"); with a VAE cut to fit, it judged worse than this.
 """
 
 from configs import tiny_cpu
