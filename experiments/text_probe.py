@@ -2,10 +2,10 @@
 
 For single-object test clips noised to time t, the x0 error of the model's prediction is measured
 with the true plain caption, with its direction reversed, with another colour or shape, and
-with the empty caption. A model that uses a word predicts worse when the word is wrong. For a model built
-with model.known_frames the same runs with the first frame given ("i2v"), and the error of that
-known frame itself is reported: a model that can carry a given frame through its tokens predicts
-it almost exactly.
+with the empty caption. A model that uses a word predicts worse when the word is wrong. For a
+model built with model.known_frames the same runs with the first frame given ("i2v"), and the
+error of that known frame itself is reported: a model that can carry a given frame through its
+tokens predicts it almost exactly.
 
   python experiments/text_probe.py --workdir=runs/demo [--step N] [--clips 24]
 """
