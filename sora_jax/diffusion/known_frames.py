@@ -47,6 +47,12 @@ def random_mask(key, batch: int, frames: int, prob: float, weights=UNIFORM):
   return (use & chosen).astype(jnp.float32)
 
 
+def input_channels(model_cfg) -> int:
+  """Channels per pixel of the DiT's input: C, or 2C + 1 with known frames (see model_inputs)."""
+  c = model_cfg.channels
+  return 2 * c + 1 if model_cfg.get("known_frames", False) else c
+
+
 def model_inputs(x_t, known, mask):
   """The model's input [B, T, H, W, 2C + 1]: noisy clip, known frames (zeros where unknown) and
   the mask as a channel. known / mask None: nothing known (plain text-to-video)."""

@@ -62,7 +62,7 @@ class VideoDiT(nnx.Module):
     self.known_frames = cfg.get("known_frames", False)
     rope.axis_dims(self.head_dim)  # validates the head dimension early
     patch_dim = math.prod(self.patch) * cfg.channels
-    in_channels = 2 * cfg.channels + 1 if self.known_frames else cfg.channels
+    in_channels = known_frames.input_channels(cfg)
     self.patch_embed = layers.dense(math.prod(self.patch) * in_channels, dim, ("patch", "embed"),
                                     rngs, **kw)
     self.time_in = layers.dense(TIME_FEATURES, dim, (None, "embed"), rngs, **kw)

@@ -6,6 +6,7 @@ keeps model-FLOP utilisation comparable across backends and meshes.
 
 import math
 
+from sora_jax.diffusion import known_frames
 from sora_jax.models import pixel_head
 
 
@@ -25,7 +26,7 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   d, w = model_cfg.width, model_cfg.text_width
   c = model_cfg.channels
   patch_dim = math.prod(model_cfg.patch) * c
-  in_dim = math.prod(model_cfg.patch) * (2 * c + 1 if model_cfg.get("known_frames") else c)
+  in_dim = math.prod(model_cfg.patch) * known_frames.input_channels(model_cfg)
   text = model_cfg.text_depth * _transformer_macs(text_len, w, 4 * w) + text_len * w * d
   blocks = model_cfg.depth * (
       _transformer_macs(tokens, d, int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d)
