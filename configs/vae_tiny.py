@@ -27,5 +27,8 @@ def get_config():
   # 27.6 -> 29.5 dB and attributes kept 0.92 -> 0.98 (README); the step costs ~1.8x here.
   c.vae.pixel_head = 16
   c.train.steps = 4_000
-  c.train.ema_decay = 0.99  # batch, lr, warmup and checkpoints as in tiny_cpu
+  # Twice tiny_cpu's lr: at 4,000 steps held-out PSNR 29.5 -> 32.3 dB and attributes kept 63/64
+  # -> 64/64 (README); at 1,500 steps 25.5 -> 27.3 dB.
+  c.train.lr = 2e-3
+  c.train.ema_decay = 0.99  # batch, warmup and checkpoints as in tiny_cpu
   return c
