@@ -5,11 +5,12 @@
   sora-jax train --config=configs/shapes_latent.py --workdir=runs/shapes_latent \
       --config.data.latent_cache=runs/cache20k
 
-The VAE's decoder draws the shapes' corners (attributes kept on 63 of 64 held-out clips), so the
-DiT only has to put the right latent in the right place: 5 x 4 x 4 = 80 tokens of 2 x 2 x 16
+The VAE's decoder draws the shapes' corners (every attribute kept on 64 of 64 held-out clips), so
+the DiT only has to put the right latent in the right place: 5 x 4 x 4 = 80 tokens of 2 x 2 x 16
 numbers, where the pixel DiT draws 4 x 8 x 8 x 3 = 768-number patches. On held-out pairs it
-judged shape 0.72 and direction 1.00 (the pixel recipe: 0.48, 0.91), but the VAE's 54 minutes
-count toward its budget: about 96 minutes in all (README, "Latent diffusion on the sharp VAE").
+judged shape 0.72 and direction 1.00 (the pixel recipe: 0.48, 0.91; its squares still come out
+round), but the VAE's ~54 minutes count toward its budget: about 92-96 minutes in all (README,
+"Latent diffusion on the sharp VAE").
 """
 
 from configs import shapes_quality
