@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine with only python3:
 #   make test   creates .venv, installs the project with its test extra, runs the suite
 #   make demo   creates .venv, installs, trains the tiny CPU config, samples prompts, evaluates
+#   make vae    retrains the VAE the demo's DiT works in (~1 h here) and exports it like assets/vae_tiny
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := runs/demo
 
-.PHONY: test demo install clean
+.PHONY: test demo vae install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +25,19 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -n 2 --dist loadgroup
 
+# The demo's DiT denoises latents of the shipped VAE (assets/vae_tiny): encode the clips once.
 demo: $(STAMP)
+	$(BIN)/sora-jax encode-latents --config=configs/tiny_cpu.py
 	$(BIN)/sora-jax train --config=configs/tiny_cpu.py --workdir=$(DEMO_DIR)
 	$(BIN)/sora-jax sample --workdir=$(DEMO_DIR) --prompts configs/demo_prompts.txt \
 	  --out $(DEMO_DIR)/samples --format mp4
 	$(BIN)/sora-jax eval --workdir=$(DEMO_DIR)
 	@echo "demo samples: $(abspath $(DEMO_DIR))/samples (*.mp4, sheet.png)"
+
+vae: $(STAMP)
+	$(BIN)/sora-jax train-vae --config=configs/vae_tiny.py --workdir=runs/vae_tiny
+	$(BIN)/sora-jax export --workdir=runs/vae_tiny --out=runs/vae_tiny_export
+	@echo "to ship it: rm -rf assets/vae_tiny && mv runs/vae_tiny_export assets/vae_tiny"
 
 clean:
 	rm -rf $(VENV) runs data/tfds

@@ -3,7 +3,7 @@
 Variants import this file and override a few keys. Launch:
 
   sora-jax train --config=configs/default.py --workdir=runs/default
-  sora-jax train --config=configs/tiny_cpu.py --workdir=runs/tiny --config.train.steps=100
+  sora-jax train --config=configs/tiny_pixels.py --workdir=runs/tiny --config.train.steps=100
 """
 
 import ml_collections

@@ -5,18 +5,18 @@ within 45 minutes, keeping every checkpoint for the quality curve.
   sora-jax eval --workdir=runs/shapes_quality --num_prompts 32 --seeds 2
   python experiments/quality_curve.py --workdir=runs/shapes_quality
 
-It is the demo recipe (configs/tiny_cpu.py) plus the levers that measured best (README, "Why the
-objects do not move" and "More levers at the full budget"). It stays in pixels: the same recipe
+It is the tiny pixel recipe (configs/tiny_pixels.py) plus the levers that measured best (README,
+"Why the objects do not move" and "More levers at the full budget"). It stays in pixels: the same recipe
 in the latent space of the committed VAE (configs/shapes_latent.py) draws shapes and motion
 better, but that VAE's 54 minutes count toward the 45 (README, "Latent diffusion on the sharp
 VAE"); with a VAE cut to fit, it judged worse than this.
 """
 
-from configs import tiny_cpu
+from configs import tiny_pixels
 
 
 def get_config():
-  c = tiny_cpu.get_config()
+  c = tiny_pixels.get_config()
   # Known frames as inputs (image-to-video, extension): the model learns to carry a given object
   # forward, and `sample --first_frame_pass` uses that.
   c.model.known_frames = True

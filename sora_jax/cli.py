@@ -1,8 +1,9 @@
-"""`sora-jax train | train-vae | encode-latents | sample | eval | meshes`: parses flags, calls the
+"""`sora-jax train | train-vae | encode-latents | export | sample | eval | meshes`: parses flags, calls the
 library, turns user errors into one line.
 
   sora-jax train-vae --config=configs/vae_tiny.py --workdir=runs/vae
   sora-jax encode-latents --config=configs/tiny_latent.py --config.data.latent_cache=runs/cache
+  sora-jax export --workdir=runs/vae --out=assets/vae_tiny
   sora-jax train  --config=configs/tiny_cpu.py --workdir=runs/x [--config.train.steps=100 ...]
   sora-jax sample --workdir=runs/x --prompt "a small red circle moves left" --out red.mp4
   sora-jax sample --workdir=runs/x --prompts prompts.txt --out samples/ --format gif
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="encode the train split once with a latent DiT's VAE, into "
                           "data.latent_cache")
   c.add_argument("--config", required=True)
+  x = sub.add_parser("export", allow_abbrev=False,
+                     help="write a run's EMA parameters and config to a new folder that reads "
+                          "like a workdir (how assets/vae_tiny was made)")
+  x.add_argument("--workdir", required=True)
+  x.add_argument("--out", required=True)
+  x.add_argument("--step", type=int, help="default: the latest checkpoint")
   s = sub.add_parser("sample", allow_abbrev=False, help="generate videos from prompts")
   s.add_argument("--workdir", required=True)
   s.add_argument("--prompt", action="append", default=[])
@@ -148,6 +155,12 @@ def cmd_encode_latents(args, overrides) -> None:
         f"{os.path.abspath(config.data.latent_cache)}")
 
 
+def cmd_export(args) -> None:
+  from sora_jax.train import restore
+  meta = restore.export(args.workdir, args.out, step=args.step)
+  print(f"exported the {meta['task']} of step {meta['step']}: {os.path.abspath(args.out)}")
+
+
 def cmd_sample(args) -> None:
   from sora_jax.sample import pipeline, video_io
   prompts = _read_prompts(args)
@@ -220,7 +233,8 @@ def main(argv=None) -> int:
     {"train": lambda: cmd_train(args, extra), "train-vae": lambda: cmd_train(args, extra),
      "encode-latents": lambda: cmd_encode_latents(args, extra),
      "meshes": lambda: cmd_meshes(args, extra),
-     "sample": lambda: cmd_sample(args), "eval": lambda: cmd_eval(args)}[args.command]()
+     "export": lambda: cmd_export(args), "sample": lambda: cmd_sample(args),
+     "eval": lambda: cmd_eval(args)}[args.command]()
   except (ValueError, FileNotFoundError) as e:  # user errors: configlib, checkpoint, video_io, ...
     print(f"sora-jax: error: {e}", file=sys.stderr)
     return EXIT_USAGE

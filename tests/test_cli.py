@@ -11,7 +11,7 @@ from sora_jax import cli
 from sora_jax.train import loop
 from tests.conftest import ROOT
 
-TINY = os.path.join(ROOT, "configs", "tiny_cpu.py")
+TINY = os.path.join(ROOT, "configs", "tiny_pixels.py")  # pixels: no VAE to load
 
 
 def run_cli(*args):

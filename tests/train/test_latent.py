@@ -117,3 +117,23 @@ def test_latent_cache_equals_on_the_fly_encoding_and_trains(vae_workdir, config,
   json.dump(dict(meta, vae_step=meta["vae_step"] - 1), open(meta_path, "w"))
   with pytest.raises(ValueError, match="made for other inputs"):
     loop.setup(config, str(tmp_path / "stale"))
+
+
+def test_export_reads_like_its_workdir_and_overwrites_nothing(vae_workdir, tmp_path):
+  out = str(tmp_path / "export")
+  meta = restore.export(str(vae_workdir), out)
+  assert meta == {"task": "vae", "step": 30, "source": str(vae_workdir)}
+  assert restore.task_of(out) == "vae" and restore.describe(out, task="vae").params is None
+  run, exported = (restore.load_trained(d, task="vae") for d in (str(vae_workdir), out))
+  assert exported.config.to_dict() == run.config.to_dict() and exported.step == run.step
+  for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(exported.params), strict=True):
+    np.testing.assert_array_equal(a, b)
+  video = jax.random.uniform(jax.random.key(0), (1, 5, 16, 16, 3), minval=-1, maxval=1)
+  (space_a, frozen_a), (space_b, frozen_b) = latents.load(str(vae_workdir)), latents.load(out)
+  np.testing.assert_array_equal(space_a.encode(frozen_a, video), space_b.encode(frozen_b, video))
+  with pytest.raises(ValueError, match="exists"):
+    restore.export(str(vae_workdir), out)
+  with pytest.raises(ValueError, match="only the EMA parameters of step 30"):
+    restore.load_trained(out, task="vae", use_ema=False)
+  with pytest.raises(ValueError, match="exported 'vae' model, not a 'dit' one"):
+    pipeline.load(out)

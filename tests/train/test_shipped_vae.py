@@ -1,0 +1,54 @@
+"""assets/vae_tiny, the trained VAE the repository ships for the demo's latent DiT."""
+
+import json
+import os
+
+import numpy as np
+
+from sora_jax.data import shapes
+from sora_jax.eval import judge, reconstruction
+from sora_jax.train import restore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ASSET = os.path.join(ROOT, "assets", "vae_tiny")
+
+
+def test_shipped_vae_is_the_vae_tiny_config_trained():
+  from configs import vae_tiny
+  trained = restore.describe(ASSET, task="vae")
+  as_json = lambda cfg: json.loads(json.dumps(cfg.to_dict()))  # tuples read back as lists
+  assert as_json(trained.config.vae) == as_json(vae_tiny.get_config().vae)
+  assert trained.step == vae_tiny.get_config().train.steps
+
+
+def test_shipped_vae_reconstructs_held_out_clips_keeping_every_attribute():
+  rng = np.random.default_rng(123)  # clips the VAE never saw: held-out colour-shape pairs
+  clips = [shapes.make_clip(rng, frames=16, height=32, width=32, held_out=True)
+           for _ in range(8)]
+  videos = np.stack([video for video, _, _ in clips])
+  trained = restore.load_trained(ASSET, task="vae")
+  recon = reconstruction.reconstruct(trained, videos)
+  assert reconstruction.psnr(videos, recon) > 30.0  # 32.3 dB on the 64 test clips (README)
+  truth = [judge.judge_video(v, objs) for v, (_, objs, _) in zip(videos, clips)]
+  judged = [judge.judge_video(r, objs) for r, (_, objs, _) in zip(recon, clips)]
+  assert reconstruction.preserved(truth, judged) == 1.0
+
+
+def test_demo_config_trains_and_samples_in_the_shipped_vaes_latents(config, tmp_path):
+  """configs/tiny_cpu.py (the demo) finds the shipped VAE from any working directory; its model
+  and data are shrunk here to the suite's tiny ones."""
+  from configs import tiny_cpu
+  from sora_jax.sample import pipeline
+  from sora_jax.train import loop
+  demo = tiny_cpu.get_config()
+  assert os.path.isabs(demo.model.vae_workdir) and restore.is_export(demo.model.vae_workdir)
+  demo.data, demo.train, demo.sample = config.data, config.train, config.sample  # the tiny ones
+  demo.data.latent_cache = ""  # encode on the fly
+  demo.model.width, demo.model.depth, demo.model.head_hidden = 32, 1, 64
+  demo.model.text_width, demo.model.text_word_buckets = 32, 64
+  demo.train.steps = 2
+  loop.train(demo, str(tmp_path / "demo"), progress=False)
+  gen = pipeline.load(str(tmp_path / "demo"))
+  assert gen.latent.shape(4, 16, 16) == (2, 4, 4, 16)  # 16 latent channels, frames 0 | 1-3
+  videos = pipeline.generate(gen, ["a large red circle moves right"], steps=2)
+  assert videos.shape == (1, 4, 16, 16, 3) and videos.dtype == np.uint8
