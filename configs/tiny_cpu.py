@@ -12,16 +12,11 @@ steps of a 4,200-step run; README, "The demo model"). The VAE's own ~54 minutes 
 paid once, by whoever exports it (`sora-jax export`), not by every demo.
 """
 
-import os
-
 from configs import shapes_latent
-
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 
 
 def get_config():
-  c = shapes_latent.get_config()
-  c.model.vae_workdir = os.path.join(ASSETS, "vae_tiny")
+  c = shapes_latent.get_config()  # model.vae_workdir: the shipped VAE, an absolute path
   c.data.latent_cache = "runs/demo_latents"  # written by `sora-jax encode-latents` (~1.5 min)
   c.train.steps = 1_800
   c.train.checkpoint_every = 600

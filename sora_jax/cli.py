@@ -1,5 +1,5 @@
-"""`sora-jax train | train-vae | encode-latents | export | sample | eval | meshes`: parses flags, calls the
-library, turns user errors into one line.
+"""`sora-jax train | train-vae | encode-latents | export | sample | eval | meshes`: parses flags,
+calls the library, turns user errors into one line.
 
   sora-jax train-vae --config=configs/vae_tiny.py --workdir=runs/vae
   sora-jax encode-latents --config=configs/tiny_latent.py --config.data.latent_cache=runs/cache

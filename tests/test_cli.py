@@ -107,6 +107,15 @@ def test_sample_and_eval_need_a_checkpoint(tmp_path):
   assert code == 2 and "no checkpoint" in err
 
 
+def test_export_needs_a_checkpoint_and_a_new_folder(trained, tmp_path):
+  code, _, err = run_cli("export", f"--workdir={tmp_path}", f"--out={tmp_path / 'x'}")
+  assert code == 2 and "no checkpoint" in err and not (tmp_path / "x").exists()
+  (tmp_path / "taken").mkdir()
+  code, _, err = run_cli("export", f"--workdir={trained}", f"--out={tmp_path / 'taken'}")
+  assert code == 2 and "exists; give a new folder" in err and "Traceback" not in err
+  assert list((tmp_path / "taken").iterdir()) == []
+
+
 def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path):
   code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(tmp_path / "a.npy"),
                         "--height", "12")

@@ -41,7 +41,7 @@ def test_demo_config_trains_and_samples_in_the_shipped_vaes_latents(config, tmp_
   from sora_jax.sample import pipeline
   from sora_jax.train import loop
   demo = tiny_cpu.get_config()
-  assert os.path.isabs(demo.model.vae_workdir) and restore.is_export(demo.model.vae_workdir)
+  assert demo.model.vae_workdir == ASSET and restore.is_export(ASSET)
   demo.data, demo.train, demo.sample = config.data, config.train, config.sample  # the tiny ones
   demo.data.latent_cache = ""  # encode on the fly
   demo.model.width, demo.model.depth, demo.model.head_hidden = 32, 1, 64
