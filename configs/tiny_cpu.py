@@ -6,9 +6,9 @@ space of the VAE the repository ships (assets/vae_tiny, configs/vae_tiny.py trai
 
 It is the latent quality recipe (configs/shapes_latent.py) on the shipped VAE, cut to the demo's
 budget. Why latents: the VAE's decoder draws the shapes' edges and their motion inside a 4-frame
-latent, so the DiT only places 64-number latent patches; at equal DiT steps it learned to move
-objects about twice as fast as the pixel DiT (held-out direction 0.53 against 0.23 at 1,200
-steps of a 4,200-step run; README, "The demo model"). The VAE's own ~54 minutes of training are
+latent, so the DiT only places 64-number latent patches, and it learned to move objects in
+fewer steps than the pixel DiT (held-out direction 0.53 against 0.23 at step 1,200 of two
+4,200-step runs; README, "The demo model"). The VAE's own ~54 minutes of training are
 paid once, by whoever exports it (`sora-jax export`), not by every demo.
 """
 
