@@ -46,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.abs_pos = False
   # known frames as extra input channels: image-to-video, extension, infilling, connecting
   c.model.known_frames = False
+  # the previous step's x0 estimate as extra input channels (self-conditioning, Chen et al. 2022)
+  c.model.self_condition = False
   # width of a GELU layer between the last block and the output layer (0: none); with it, output
   # patches are no longer confined to a `width`-dim subspace (matters when a patch > width)
   c.model.head_hidden = 0
@@ -95,6 +97,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.known_frames_prob = 0.0
   # relative frequency of the patterns first / prefix / suffix / both ends among those clips
   c.diffusion.known_frames_weights = (1.0, 1.0, 1.0, 1.0)
+  # share of training steps that condition on the model's own first-pass estimate (zeros on the
+  # others); used only with model.self_condition
+  c.diffusion.self_condition_prob = 0.5
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 100_000

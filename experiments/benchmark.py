@@ -106,7 +106,8 @@ def main():
   if gen.latent is not None:  # the DiT's own FLOPs on latents (the frozen VAE encode not counted)
     frames, height, width = gen.latent.shape(d.frames, d.height, d.width)[:3]
   model_flops = config.train.batch_size * flops.train_flops(
-      config.model, frames=frames, height=height, width=width, text_len=d.text_len + 1)
+      config.model, frames=frames, height=height, width=width, text_len=d.text_len + 1,
+      self_condition_prob=config.diffusion.get("self_condition_prob", 0.0))
   row = {
       "device": jax.devices()[0].device_kind, "config": args.config,
       "matmul_peak_tflops": peak / 1e12, "train_step_s": step_s,

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from sora_jax.diffusion import noise as noise_lib
-from sora_jax.diffusion import known_frames, objectives, schedules
+from sora_jax.diffusion import known_frames, objectives, schedules, self_condition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +29,8 @@ class SamplerConfig:
   time_group: int = 1  # frames sharing one noise level (the model's temporal patch)
   # draw the clip, keep its first frame, draw it again knowing that frame (sample_via_first_frame)
   first_frame_pass: bool = False
+  # hand the model the previous step's x0 estimate (a model built with model.self_condition)
+  self_condition: bool = False
 
   def __post_init__(self):
     schedules.check(self.schedule, self.shift)
@@ -86,14 +88,17 @@ def _per_frame(v, x):
   return jnp.broadcast_to(v[:, None] if v.ndim == 1 else v, x.shape[:2])
 
 
-def guided(model_fn: Callable, x, t, cond, uncond, guidance: float, known=None, mask=None):
+def guided(model_fn: Callable, x, t, cond, uncond, guidance: float, known=None, mask=None,
+           estimate=None):
   """Classifier-free guidance: conditional and unconditional passes in one batch (both see the
-  known frames, if any: guidance is on the text)."""
+  known frames and the self-conditioning estimate, if any: guidance is on the text)."""
+  extra = () if estimate is None else (estimate,)
   if guidance == 1.0:
-    return model_fn(x, t, cond, known, mask)
+    return model_fn(x, t, cond, known, mask, *extra)
   b = x.shape[0]
   twice = lambda v: None if v is None else jnp.concatenate([v, v])
-  both = model_fn(twice(x), twice(t), jnp.concatenate([cond, uncond]), twice(known), twice(mask))
+  both = model_fn(twice(x), twice(t), jnp.concatenate([cond, uncond]), twice(known), twice(mask),
+                  *map(twice, extra))
   pred_c, pred_u = both[:b], both[b:]
   return pred_u + guidance * (pred_c - pred_u)
 
@@ -115,14 +120,20 @@ def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, kno
     t0 = jnp.broadcast_to(frame_times(cfg, first, shape[1]), shape[:2])
     x = objectives.noisy(start, x, *schedules.alpha_sigma(cfg.schedule, t0, cfg.shift))
 
-  def body(i, x):
+  def body(i, carry):
+    x, estimate = carry  # estimate: the previous step's x0 (self-conditioning) or None
     t = jnp.broadcast_to(frame_times(cfg, i, shape[1]), shape[:2])
     s = jnp.broadcast_to(frame_times(cfg, i + 1, shape[1]), shape[:2])
-    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance, known, mask)
+    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance, known, mask, estimate)
     noise = noise_lib.video_noise(jax.random.fold_in(loop_key, i), shape, cfg.frame_noise_corr)
-    return ddim_step(cfg, x, pred, t, s, noise)
+    if estimate is not None:
+      estimate = self_condition.x0_estimate(
+          cfg.prediction, pred, x, *schedules.alpha_sigma(cfg.schedule, t, cfg.shift))
+    return ddim_step(cfg, x, pred, t, s, noise), estimate
 
-  return known_frames.paste(jax.lax.fori_loop(first, cfg.steps, body, x), known, mask)
+  estimate = jnp.zeros_like(x) if cfg.self_condition else None
+  x, _ = jax.lax.fori_loop(first, cfg.steps, body, (x, estimate))
+  return known_frames.paste(x, known, mask)
 
 
 def edit_first_step(cfg: SamplerConfig, strength: float) -> int:

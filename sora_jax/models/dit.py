@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sora_jax.diffusion import known_frames
+from sora_jax.diffusion import known_frames, self_condition
 from sora_jax.models import layers, patching, pixel_head, rope
 from sora_jax.models.text import TextEncoder
 from sora_jax.parallel.rules import constrain
@@ -60,9 +60,11 @@ class VideoDiT(nnx.Module):
     self.abs_pos = cfg.get("abs_pos", False)  # checkpoints from before the key trained without
     # known frames (image-to-video, extension, ...) as C + 1 extra input channels
     self.known_frames = cfg.get("known_frames", False)
+    # the previous step's x0 estimate as C more input channels (diffusion/self_condition.py)
+    self.self_condition = self_condition.enabled(cfg)
     rope.axis_dims(self.head_dim)  # validates the head dimension early
     patch_dim = math.prod(self.patch) * cfg.channels
-    in_channels = known_frames.input_channels(cfg)
+    in_channels = self_condition.input_channels(cfg)
     self.patch_embed = layers.dense(math.prod(self.patch) * in_channels, dim, ("patch", "embed"),
                                     rngs, **kw)
     self.time_in = layers.dense(TIME_FEATURES, dim, (None, "embed"), rngs, **kw)
@@ -84,13 +86,18 @@ class VideoDiT(nnx.Module):
     # convs at full resolution after unpatchify (pixel_head.py): sharp edges inside a patch
     self.pixel_head = pixel_head.from_config(cfg, in_channels, dim, rngs=rngs, **kw)
 
-  def __call__(self, x, t, text, known=None, mask=None):
-    """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames)."""
+  def __call__(self, x, t, text, known=None, mask=None, estimate=None):
+    """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames).
+    estimate [B, T, H, W, C]: the previous x0 estimate (diffusion.self_condition; None: zeros)."""
     grid = patching.grid_shape(x.shape, self.patch)
     if self.known_frames:
       x = known_frames.model_inputs(x, known, mask)
     elif known is not None:
       raise ValueError("this model was built without model.known_frames: it cannot take frames")
+    if self.self_condition:
+      x = self_condition.model_inputs(x, estimate, self.channels)
+    elif estimate is not None:
+      raise ValueError("this model was built without model.self_condition: it takes no estimate")
     inputs = x
     tokens = patching.patchify(x, self.patch)  # [B, N, pt*ph*pw*C_in]
     coords = patching.grid_coords(grid)  # [N, 3]

@@ -6,7 +6,7 @@ keeps model-FLOP utilisation comparable across backends and meshes.
 
 import math
 
-from sora_jax.diffusion import known_frames
+from sora_jax.diffusion import self_condition
 from sora_jax.models import pixel_head
 
 
@@ -26,7 +26,7 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   d, w = model_cfg.width, model_cfg.text_width
   c = model_cfg.channels
   patch_dim = math.prod(model_cfg.patch) * c
-  in_dim = math.prod(model_cfg.patch) * known_frames.input_channels(model_cfg)
+  in_dim = math.prod(model_cfg.patch) * self_condition.input_channels(model_cfg)
   text = model_cfg.text_depth * _transformer_macs(text_len, w, 4 * w) + text_len * w * d
   blocks = model_cfg.depth * (
       _transformer_macs(tokens, d, int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d)
@@ -38,6 +38,8 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   return 2 * (text + blocks + edges + pixels)
 
 
-def train_flops(model_cfg, **clip) -> int:
-  """FLOPs of one example's train step: forward + backward (2 x forward)."""
-  return 3 * forward_flops(model_cfg, **clip)
+def train_flops(model_cfg, *, self_condition_prob: float = 0.0, **clip) -> float:
+  """FLOPs of one example's train step: forward + backward (2 x forward), plus the no-gradient
+  first pass of self-conditioning on that share of steps (diffusion/self_condition.py)."""
+  first_pass = self_condition_prob if model_cfg.get("self_condition", False) else 0.0
+  return (3 + first_pass) * forward_flops(model_cfg, **clip)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sora_jax.diffusion import known_frames
+from sora_jax.diffusion import self_condition
 from sora_jax.models import layers, patching, vae  # vae: CausalConv3d (vae.py imports this file)
 
 KERNEL = (1, 3, 3)  # per frame: the transformer already mixes frames
@@ -79,6 +79,6 @@ def macs_per_pixel(model_cfg) -> int:
   hidden = model_cfg.get("pixel_head", 0)
   if not hidden:
     return 0
-  widths = _widths(known_frames.input_channels(model_cfg), model_cfg.channels, hidden,
+  widths = _widths(self_condition.input_channels(model_cfg), model_cfg.channels, hidden,
                    model_cfg.get("pixel_head_layers", DEFAULT_LAYERS))
   return math.prod(KERNEL) * sum(a * b for a, b in zip(widths[:-1], widths[1:]))

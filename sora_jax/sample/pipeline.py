@@ -70,7 +70,8 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       steps=int(s.steps if steps is None else steps), guidance=pick(guidance, "guidance"),
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
-      first_frame_pass=bool(first_frame_pass))
+      first_frame_pass=bool(first_frame_pass),
+      self_condition=bool(config.model.get("self_condition", False)))
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,

@@ -10,7 +10,7 @@ from flax import nnx
 
 from sora_jax.data import tokenizer
 from sora_jax.diffusion import noise as noise_lib
-from sora_jax.diffusion import known_frames, objectives, schedules
+from sora_jax.diffusion import known_frames, objectives, schedules, self_condition
 from sora_jax.parallel import rules as rules_lib
 from sora_jax.train.state import TrainState, learning_rate
 
@@ -30,6 +30,7 @@ class StepConfig:
   known_frames_prob: float = 0.0  # share of clips given some frames clean (known_frames.py)
   known_frames_weights: tuple = known_frames.UNIFORM  # how often each known_frames.PATTERNS
   latent: object = None  # a models.latents.LatentSpace: denoise its latents instead of pixels
+  self_condition_prob: float = 0.0  # share of steps fed the model's own estimate (0: no self-cond)
 
   @classmethod
   def from_config(cls, config, latent=None):
@@ -43,10 +44,12 @@ class StepConfig:
     if known_prob and not config.model.get("known_frames", False):
       raise ValueError("diffusion.known_frames_prob > 0 needs model.known_frames = True")
     weights = known_frames.check_weights(d.get("known_frames_weights", known_frames.UNIFORM))
+    self_prob = float(d.get("self_condition_prob", 0.0))
+    check_prob("diffusion.self_condition_prob", self_prob)
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
-               latent)
+               latent, self_prob if self_condition.enabled(config.model) else 0.0)
 
 
 def check_prob(name: str, p) -> None:
@@ -86,8 +89,14 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
     mask = known_frames.random_mask(k_known, b, x0.shape[1], cfg.known_frames_prob,
                                     cfg.known_frames_weights)
   model = nnx.merge(graphdef, params)
+  estimate = None
+  if model.self_condition:  # its own key: runs without it draw what they drew before
+    first_pass = lambda zeros: model(x_t, t, text, known, mask, zeros)
+    estimate = self_condition.training_estimate(jax.random.fold_in(k_known, 1),
+                                                cfg.self_condition_prob, first_pass, x_t,
+                                                cfg.prediction, alpha, sigma)
   with jax.named_scope("dit_forward"):
-    pred = model(x_t, t, text, known, mask)
+    pred = model(x_t, t, text, known, mask, estimate)
   err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
                  axis=tuple(range(2, x0.ndim)))  # [B, T]
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)

@@ -70,7 +70,7 @@ def test_rope_depends_only_on_relative_position():
 
 
 @pytest.mark.parametrize("extras", [{}, {"known_frames": True, "head_hidden": 96},
-                                    {"known_frames": True, "pixel_head": 16}])
+                                    {"known_frames": True, "pixel_head": 16, "self_condition": True}])
 def test_analytic_flops_match_xla_cost_analysis(extras):
   from sora_jax.models import flops
   cfg = small_model_cfg()
@@ -124,3 +124,19 @@ def test_output_heads_lift_the_width_rank_limit_of_output_patches(extras):
   s = np.linalg.svd(np.asarray(patches, np.float64), compute_uv=False)
   rank = int((s > 1e-6 * s[0]).sum())
   assert rank <= 49 if not extras else rank > 60, rank
+
+
+def test_self_conditioning_estimate_is_an_input():
+  """With model.self_condition the previous x0 estimate changes the prediction, None means
+  zeros; a model built without it refuses one."""
+  cfg = small_model_cfg()
+  cfg.self_condition = True
+  model = randomized(VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0)))
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle"], 16))
+  x, t = jax.random.normal(jax.random.key(1), (1, 4, 8, 8, 3)), jnp.array([0.5])
+  plain = model(x, t, text)
+  np.testing.assert_array_equal(model(x, t, text, estimate=jnp.zeros_like(x)), plain)
+  assert float(jnp.max(jnp.abs(model(x, t, text, estimate=x) - plain))) > 1e-3
+  without = VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="without model.self_condition"):
+    without(x, t, text, estimate=x)

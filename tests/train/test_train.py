@@ -13,8 +13,11 @@ def fixed_loss(run, params, batch):
   return float(np.mean(losses))
 
 
-def test_training_lowers_the_loss_and_compiles_once(config, tmp_path):
+@pytest.mark.parametrize("self_cond", [False, True])
+def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, self_cond):
+  """Also with self-conditioning, whose first pass sits under a lax.cond in the one compile."""
   config.train.steps, config.train.lr = 40, 3e-3
+  config.model.self_condition = self_cond
   run = loop.setup(config, str(tmp_path / "run"))
   batch = loop.global_batch(run, next(run.data))
   before = fixed_loss(run, run.state.params, batch)
