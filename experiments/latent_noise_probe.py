@@ -1,11 +1,15 @@
-"""Does a VAE's decoder keep each shape when its latents are off by noise? A probe.
+"""Does a VAE's decoder keep each shape when its latents are off? A probe.
 
-Held-out clips (ground truth known) are encoded, their normalised latents perturbed by Gaussian
-noise of std s (the units the DiT denoises in), decoded, and judged. A decoder that loses a
-shape's defining pixels (a square's corners) under small latent error makes a DiT that is nearly
-right draw the wrong shape; one that keeps them puts the blame on the DiT.
+Held-out clips (ground truth known) are encoded, their normalised latents (the units the DiT
+denoises in) perturbed, decoded, and judged. A decoder that loses a shape's defining pixels (a
+square's corners) under small latent error makes a DiT that is nearly right draw the wrong shape;
+one that keeps them puts the blame on the DiT. `--kind` picks the error, of size s:
+  noise   Gaussian noise of std s (an unbiased but noisy DiT)
+  shrink  the latents scaled by 1 - s toward 0, the channel mean (a DiT that regresses to the mean)
+  blur    each latent pixel mixed with its 3 x 3 neighbourhood mean at weight s (a DiT that
+          averages over where the object might be)
 
-  python experiments/latent_noise_probe.py [--vae assets/vae_tiny] [--clips 48] \
+  python experiments/latent_noise_probe.py [--vae assets/vae_tiny] [--clips 48] [--kind noise] \
       [--sigmas 0,0.05,0.1,0.2,0.3] [--out runs/latent_noise_probe.json]
 """
 
@@ -27,7 +31,21 @@ from sora_jax.sample import video_io  # noqa: E402
 BATCH = 16
 
 
-def shapes_kept(vae_dir, clips: int, sigmas, seed: int = 7) -> dict:
+def perturb(z, kind: str, s: float) -> np.ndarray:
+  """Latents [N, T, h, w, C] off by an error of `kind` and size s (see the module docstring)."""
+  if kind == "noise":
+    return z + s * np.random.default_rng(1).standard_normal(z.shape).astype(np.float32)
+  if kind == "shrink":
+    return (1.0 - s) * z
+  if kind == "blur":
+    pad = np.pad(z, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = z.shape[2:4]
+    mean = sum(pad[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+    return (1.0 - s) * z + s * mean
+  raise ValueError(f"--kind {kind!r}; allowed: noise, shrink, blur")
+
+
+def shapes_kept(vae_dir, clips: int, sigmas, seed: int = 7, kind: str = "noise") -> dict:
   """{sigma: {shape: [kept, total]}} over `clips` held-out 16 x 32 x 32 clips."""
   space, frozen = latents.load(vae_dir)
   rng = np.random.default_rng(seed)
@@ -40,7 +58,7 @@ def shapes_kept(vae_dir, clips: int, sigmas, seed: int = 7) -> dict:
                       for i in range(0, clips, BATCH)])
   out = {}
   for sigma in sigmas:
-    noisy = z + sigma * np.random.default_rng(1).standard_normal(z.shape).astype(np.float32)
+    noisy = perturb(z, kind, sigma)
     recon = video_io.to_uint8(np.concatenate([np.asarray(decode(noisy[i:i + BATCH]))
                                               for i in range(0, clips, BATCH)]))
     counts = collections.defaultdict(lambda: [0, 0])
@@ -56,13 +74,14 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--vae", default="assets/vae_tiny", help="a VAE workdir or export")
   p.add_argument("--clips", type=int, default=48)
-  p.add_argument("--sigmas", default="0,0.05,0.1,0.2,0.3")
+  p.add_argument("--sigmas", default="0,0.05,0.1,0.2,0.3", help="error sizes s")
+  p.add_argument("--kind", default="noise", choices=("noise", "shrink", "blur"))
   p.add_argument("--out", default="runs/latent_noise_probe.json")
   args = p.parse_args()
   sigmas = [float(s) for s in args.sigmas.split(",")]
-  result = shapes_kept(args.vae, args.clips, sigmas)
+  result = shapes_kept(args.vae, args.clips, sigmas, kind=args.kind)
   names = sorted({name for row in result.values() for name in row})
-  print("| latent noise std | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+  print(f"| latent {args.kind} | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
   for sigma, row in result.items():
     print(f"| {sigma:g} | " + " | ".join(f"{row[n][0]} / {row[n][1]}" for n in names) + " |")
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
