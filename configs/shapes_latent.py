@@ -7,10 +7,12 @@
 
 The VAE's decoder draws the shapes' corners (every attribute kept on 64 of 64 held-out clips), so
 the DiT only has to put the right latent in the right place: 5 x 4 x 4 = 80 tokens of 2 x 2 x 16
-numbers, where the pixel DiT draws 4 x 8 x 8 x 3 = 768-number patches. On held-out pairs it
-judged shape 0.72 and direction 1.00 after 35.6 min of DiT steps (the pixel recipe: 0.48, 0.91
-in 35.1 min; its squares still come out round). Training the VAE took ~54 minutes more, once
-(README, "Latent diffusion on the sharp VAE"); `--config.model.vae_workdir=DIR` takes another.
+numbers, where the pixel DiT draws 4 x 8 x 8 x 3 = 768-number patches. Without self-conditioning
+it judged held-out shape 0.72 and direction 1.00 after 4,200 steps (35.6 min of DiT steps on a
+faster day; the pixel recipe: 0.48, 0.91 in 35.1 min). With it, the 4,200-step run (runs/sc1)
+read shape 0.72 -> 0.80 at 4,200 steps (47.4 min on 2026-12-02) and 0.78 with direction 0.95 at
+its step 3,600 (40.9 min), hence 3,600 steps here (README, "Self-conditioning"). Training the
+VAE took ~54 minutes more, once; `--config.model.vae_workdir=DIR` takes another.
 """
 
 from configs import shapes_quality, vae_tiny
@@ -22,4 +24,8 @@ def get_config():
   c.model.channels = 16  # the VAE's latent channels
   c.model.patch = (1, 2, 2)  # per latent frame; latent frame 0 is pixel frame 0 alone
   c.diffusion.frame_noise_corr = 0.0  # latent frames are already 4 pixel frames each
+  # The previous step's x0 estimate as input: squares drawn square 2 -> 7 of 20 held-out at 4,200
+  # steps; a step costs 1.25x (0.60 -> 0.75 s at batch 16, same run), so 3,600 steps fit 45 min.
+  c.model.self_condition = True
+  c.train.steps = 3_600
   return c
