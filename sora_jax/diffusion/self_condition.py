@@ -44,7 +44,8 @@ def x0_estimate(prediction: str, pred, x_t, alpha, sigma):
 def training_estimate(key, prob: float, first_pass, x_t, prediction: str, alpha, sigma):
   """The estimate a training step conditions on: with probability `prob` (one draw per batch),
   the stop-gradient x0 implied by `first_pass(zeros)`; zeros otherwise. Under lax.cond the first
-  pass runs only when drawn, so the step costs 1 + prob / 3 of a plain one on average."""
+  pass runs only when drawn: 1 + prob / 3 of a plain step's FLOPs (at prob 0.5 the latent recipe's
+  step measured 1.25x the time on a 2-core CPU)."""
   zeros = jnp.zeros_like(x_t)
   if not prob:
     return zeros
