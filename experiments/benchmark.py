@@ -47,6 +47,9 @@ def matmul_peak(n=2048, repeats=5):
 
 def train_step_time(config, steps, cached=False):
   """Seconds a train step; `cached`: a latent DiT reading pre-encoded latents (no VAE encode)."""
+  if not cached and config.data.get("latent_cache"):  # time the step that encodes with the VAE
+    config = config.copy_and_resolve_references()
+    config.data.latent_cache = ""
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   tx = state_lib.make_optimizer(config.train)
