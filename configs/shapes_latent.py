@@ -9,7 +9,7 @@ The VAE's decoder draws the shapes' corners (every attribute kept on 64 of 64 he
 the DiT only has to put the right latent in the right place: 5 x 4 x 4 = 80 tokens of 2 x 2 x 16
 numbers, where the pixel DiT draws 4 x 8 x 8 x 3 = 768-number patches. Without self-conditioning
 it judged held-out shape 0.72 and direction 1.00 after 4,200 steps (35.6 min of DiT steps on a
-faster day; the pixel recipe: 0.48, 0.91 in 35.1 min). With it, the 4,200-step run (runs/sc1)
+faster hour; the pixel recipe: 0.48, 0.91 in 35.1 min). With it, the 4,200-step run (runs/sc1)
 read shape 0.72 -> 0.80 at 4,200 steps (47.4 min on 2026-12-02) and 0.78 with direction 0.95 at
 its step 3,600 (40.9 min), hence 3,600 steps here (README, "Self-conditioning"). Training the
 VAE took ~54 minutes more, once; `--config.model.vae_workdir=DIR` takes another.
