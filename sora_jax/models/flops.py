@@ -41,5 +41,5 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
 def train_flops(model_cfg, *, self_condition_prob: float = 0.0, **clip) -> float:
   """FLOPs of one example's train step: forward + backward (2 x forward), plus the no-gradient
   first pass of self-conditioning on that share of steps (diffusion/self_condition.py)."""
-  first_pass = self_condition_prob if model_cfg.get("self_condition", False) else 0.0
+  first_pass = self_condition_prob if self_condition.enabled(model_cfg) else 0.0
   return (3 + first_pass) * forward_flops(model_cfg, **clip)

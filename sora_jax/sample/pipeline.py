@@ -9,7 +9,7 @@ import numpy as np
 from flax import nnx
 
 from sora_jax.data import pipeline as data_pipeline, tokenizer
-from sora_jax.diffusion import sampling
+from sora_jax.diffusion import sampling, self_condition
 from sora_jax.models import latents, patching
 from sora_jax.sample import video_io
 from sora_jax.train import restore, step as step_lib
@@ -71,7 +71,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
-      self_condition=bool(config.model.get("self_condition", False)))
+      self_condition=self_condition.enabled(config.model))
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,

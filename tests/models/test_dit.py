@@ -69,8 +69,9 @@ def test_rope_depends_only_on_relative_position():
   assert abs(float(score((1, 2, 3), (0, 1, 1))) - float(base)) > 1e-3
 
 
-@pytest.mark.parametrize("extras", [{}, {"known_frames": True, "head_hidden": 96},
-                                    {"known_frames": True, "pixel_head": 16, "self_condition": True}])
+@pytest.mark.parametrize("extras", [
+    {}, {"known_frames": True, "head_hidden": 96},
+    {"known_frames": True, "pixel_head": 16, "self_condition": True}])
 def test_analytic_flops_match_xla_cost_analysis(extras):
   from sora_jax.models import flops
   cfg = small_model_cfg()
