@@ -81,6 +81,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.vae.l1_weight = 1.0
   c.vae.l2_weight = 1.0
   c.vae.stats_batches = 16  # batches whose latents give the stored per-channel shift and scale
+  # Decoder tuning (train/latent_errors.py): start from a trained VAE (workdir or export), train
+  # "all" of it or only the "decoder" (encoder, latent space and stats kept), and decode latents
+  # with a denoiser's errors drawn per clip up to these sizes (normalised latent units).
+  c.vae.init_from = ""
+  c.vae.train_parts = "all"  # all | decoder
+  c.vae.latent_blur = 0.0  # weight of the 3 x 3 neighbourhood mean, at most 1
+  c.vae.latent_shrink = 0.0  # latents scaled by 1 - s, s at most this
+  c.vae.latent_noise = 0.0  # std of added Gaussian noise
+  c.vae.latent_clean_prob = 0.0  # share of clips decoded untouched
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.schedule = "cosine"  # cosine | linear | rectified_flow
@@ -125,6 +134,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.use_ema = True
   # draw the clip, keep its first frame, draw it again knowing it (needs model.known_frames)
   c.sample.first_frame_pass = False
+  # a VAE to decode (and encode) with instead of model.vae_workdir's: one whose decoder was tuned
+  # on the same encoder (`vae.train_parts = "decoder"`), so the latent stats must match
+  c.sample.vae_workdir = ""
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_prompts = 16

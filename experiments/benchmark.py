@@ -52,7 +52,7 @@ def train_step_time(config, steps, cached=False):
     config.data.latent_cache = ""
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
-  tx = state_lib.make_optimizer(config.train)
+  tx = state_lib.optimizer(config)
   with rules_lib.activate(mesh, rules):
     graphdef, state, shardings = state_lib.create_state(config, mesh, rules, tx)
   d, b = config.data, config.train.batch_size

@@ -1,7 +1,7 @@
 """Quality against training minutes: judge every checkpoint a run kept, plot the judge's figures.
 
   python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2] \
-      [--guidance G] [--[no-]first_frame_pass]
+      [--guidance G] [--[no-]first_frame_pass] [--vae DIR]
 
 For each checkpoint step in DIR, samples the held-out single-object plain prompts (the issue-4
 bar's prompts) and scores them with the shapes judge. Training minutes at a step are the sum of
@@ -41,16 +41,16 @@ def minutes_at(workdir) -> dict:
   return out
 
 
-def curve(workdir, num_prompts: int, seeds: int, **sample_kw) -> list[dict]:
-  """The judge's held-out figures at every kept checkpoint; sample_kw as for pipeline.generate
-  (None: the run's config)."""
+def curve(workdir, num_prompts: int, seeds: int, vae=None, **sample_kw) -> list[dict]:
+  """The judge's held-out figures at every kept checkpoint; `vae` as pipeline.load's vae_workdir,
+  sample_kw as for pipeline.generate (None: the run's config)."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
   steps = sorted(ckpt.manager.all_steps())
   ckpt.close()
   minutes = minutes_at(workdir)
   points, prompts = [], None
   for step in steps:
-    gen = pipeline.load(workdir, step=step)
+    gen = pipeline.load(workdir, step=step, vae_workdir=vae)
     prompts = prompts or eval_run.heldout_prompts(gen.config.data, num_prompts)  # one set for all
     summary = eval_run.evaluate(gen, prompts, seeds=seeds, **sample_kw)["summary"]
     logged = max((s for s in minutes if s <= step), default=None)
@@ -106,13 +106,15 @@ def main():
   parser.add_argument("--guidance", type=float, help="default: the run's config")
   parser.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
                       help="default: the run's config")
+  parser.add_argument("--vae", help="a latent DiT: decode with this VAE (as `sora-jax eval --vae`)")
   args = parser.parse_args()
-  points = curve(args.workdir, args.num_prompts, args.seeds, guidance=args.guidance,
-                 first_frame_pass=args.first_frame_pass)
+  points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae,
+                 guidance=args.guidance, first_frame_pass=args.first_frame_pass)
   base = os.path.join(args.workdir, "quality_curve")
   with open(base + ".json", "w", encoding="utf-8") as f:
     json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
                "guidance": args.guidance, "first_frame_pass": args.first_frame_pass,
+               "vae": args.vae,
                "points": points}, f, indent=2)
   table = markdown(points)
   with open(base + ".md", "w", encoding="utf-8") as f:

@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                       "pairs never trained on: the quality bar), seen, two_objects (default all)")
   e.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
                  help=first_frame_help)
+  vae_help = ("a latent DiT: decode with this VAE (workdir or export) instead of the run's "
+              "sample.vae_workdir / model.vae_workdir; it must share their latent stats")
+  for parser in (s, e):
+    parser.add_argument("--vae", help=vae_help)
   m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
                      "meshes; compare memory, collectives and time per device")
   m.add_argument("--config", required=True)
@@ -168,7 +172,7 @@ def cmd_sample(args) -> None:
   if args.strength is not None and args.edit is None:
     raise UsageError("--strength is the strength of an edit: give the clip with --edit FILE")
   edit = None if args.edit is None else video_io.read_video(args.edit)
-  gen = pipeline.load(args.workdir)
+  gen = pipeline.load(args.workdir, vae_workdir=args.vae)
   if len(paths) > 1 or args.format:
     os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, **_sampler_kw(args),
@@ -195,7 +199,7 @@ def cmd_eval(args) -> None:
     report = reconstruction.evaluate(trained, trained.config.data, args.num_prompts)
     print(reconstruction.write_report(report, args.workdir))
     return
-  gen = pipeline.load(args.workdir)
+  gen = pipeline.load(args.workdir, vae_workdir=args.vae)
   cfg = gen.config.eval
   report = run.evaluate_groups(gen, args.num_prompts or cfg.num_prompts,
                                seeds=args.seeds or cfg.seeds, groups=groups,

@@ -183,7 +183,7 @@ class Built:
 def build(config, mesh) -> Built:
   """State shapes and the jitted train step on `mesh`, as loop.setup makes them."""
   rules = rules_lib.as_rules(config.mesh.rules)
-  tx = state_lib.make_optimizer(config.train)
+  tx = state_lib.optimizer(config)
   loss_fn, batch = step_inputs(config)
   with rules_lib.activate(mesh, rules):
     graphdef, abstract = state_lib.abstract_state(config, tx)
@@ -238,7 +238,7 @@ def time_steps(config, built: Built, compiled, steps: int) -> dict:
 def sharding_only(config, sizes: dict) -> dict:
   """State figures of `sizes` from shardings on an AbstractMesh: no devices, nothing compiled."""
   mesh, rules = abstract_mesh(sizes), rules_lib.as_rules(config.mesh.rules)
-  tx = state_lib.make_optimizer(config.train)
+  tx = state_lib.optimizer(config)
   with rules_lib.activate_in_trace(mesh, rules):
     _, abstract = state_lib.abstract_state(config, tx)
     shardings = state_lib.state_shardings(abstract, tx, mesh, rules)

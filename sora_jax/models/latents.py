@@ -57,7 +57,7 @@ def save_stats(workdir, step: int, stats: dict) -> None:
   """Writes DIR/latent_stats.json atomically, tagged with the checkpoint step it belongs to."""
   path = os.path.join(workdir, STATS_FILE)
   with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump({"step": int(step), **stats}, f, indent=2)
+    json.dump({"step": int(step), "shift": stats["shift"], "scale": stats["scale"]}, f, indent=2)
   os.replace(path + ".tmp", path)
 
 
@@ -87,10 +87,18 @@ def load(vae_workdir) -> tuple[LatentSpace, dict]:
   """(LatentSpace, frozen arrays) of the trained VAE in `vae_workdir`."""
   from sora_jax.train import restore  # noqa: PLC0415
   trained = restore.load_trained(vae_workdir, task="vae")
-  stats = load_stats(vae_workdir, trained.step)
-  frozen = {"params": trained.params, "shift": jnp.asarray(stats["shift"], jnp.float32),
-            "scale": jnp.asarray(stats["scale"], jnp.float32)}
+  frozen = {"params": trained.params, **stats_arrays(load_stats(vae_workdir, trained.step))}
   return _space(trained), frozen
+
+
+def stats_arrays(stats: dict) -> dict:
+  """{"shift", "scale"} of stored stats as float32 arrays [Cz], as the models read them."""
+  return {k: jnp.asarray(stats[k], jnp.float32) for k in ("shift", "scale")}
+
+
+def stats_of(vae_workdir) -> dict:
+  """The stored latent stats of the latest VAE checkpoint (or export) in `vae_workdir`."""
+  return load_stats(vae_workdir, describe(vae_workdir).step)
 
 
 def _space(trained) -> LatentSpace:

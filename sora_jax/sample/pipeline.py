@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import os
 
 import jax
 import ml_collections
@@ -27,15 +28,34 @@ class Generator:
   frozen: dict = dataclasses.field(default_factory=dict)
 
 
-def load(workdir, *, use_ema: bool = True, step: int | None = None) -> Generator:
+def load(workdir, *, use_ema: bool = True, step: int | None = None,
+         vae_workdir: str | None = None) -> Generator:
   """Restores checkpoint `step` (default: the latest) of `workdir` (raises NoCheckpointError if
-  there is none)."""
+  there is none). A latent DiT samples through `vae_workdir` if given, else the run's
+  sample.vae_workdir, else the VAE it trained on (`decoding_vae`)."""
   trained = restore.load_trained(workdir, task="dit", use_ema=use_ema, step=step)
   config = trained.config
   latent, frozen = None, {}
   if config.model.get("vae_workdir"):
-    latent, frozen = latents.load(config.model.vae_workdir)
+    latent, frozen = latents.load(decoding_vae(config, vae_workdir))
+  elif vae_workdir:
+    raise ValueError(f"--vae={vae_workdir}: {workdir} holds a pixel DiT; a VAE decodes only a "
+                     "latent DiT's samples")
   return Generator(config, trained.graphdef, trained.params, trained.step, latent, frozen)
+
+
+def decoding_vae(config, override: str | None = None) -> str:
+  """The VAE a latent DiT's samples go through. One other than the VAE it trained on must share
+  its latent space (a decoder tuned on the same encoder: `vae.train_parts = "decoder"`), which
+  its stored latent stats show: the same shift and scale, channel for channel."""
+  trained_on = config.model.vae_workdir
+  chosen = override or config.sample.get("vae_workdir") or trained_on
+  if os.path.abspath(chosen) != os.path.abspath(trained_on):
+    ours, theirs = latents.stats_of(trained_on), latents.stats_of(chosen)
+    if any(ours[k] != theirs[k] for k in ("shift", "scale")):
+      raise ValueError(f"the VAE in {chosen} has other latent stats than {trained_on}, which "
+                       "this DiT trained on: it decodes another latent space")
+  return chosen
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames",

@@ -9,6 +9,7 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 from flax import nnx
@@ -68,7 +69,7 @@ def setup(config, workdir) -> Run:
   data = iter(pipeline.train_dataset(
       config.data, batch_size=config.train.batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count()))
-  tx = state_lib.make_optimizer(config.train)
+  tx = state_lib.optimizer(config)
   with rules_lib.activate(mesh, rules):
     graphdef, state, shardings = state_lib.create_state(config, mesh, rules, tx)
   ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
@@ -76,6 +77,8 @@ def setup(config, workdir) -> Run:
     abstract = checkpoint.abstract_with_shardings(state, shardings)
     del state  # free the fresh init before the restored copy arrives
     state = ckpt.restore(ckpt.latest_step(), abstract, data)
+  elif config.task == "vae" and config.vae.init_from:
+    state = start_from(state, shardings, config.vae.init_from, "vae")
   clip = "latent" if config.data.get("latent_cache") else "video"
   sample = {clip: jax.ShapeDtypeStruct((1, 1, 1, 1, 1), "float32"),
             "text": jax.ShapeDtypeStruct((1, 1), "int32")}
@@ -86,12 +89,29 @@ def setup(config, workdir) -> Run:
              frozen)
 
 
+def start_from(state, shardings, workdir, task: str):
+  """A fresh state whose parameters (and EMA) are those of the trained `task` model in
+  `workdir`, checked to have the same shapes; the optimizer starts afresh."""
+  from sora_jax.train import restore  # noqa: PLC0415 (restore builds states itself)
+  params = restore.load_trained(workdir, task=task).params
+  want = jax.tree.map(lambda x: (x.shape, x.dtype), state.params)
+  got = jax.tree.map(lambda x: (x.shape, x.dtype), params)
+  if want != got:
+    raise ValueError(f"{task}.init_from={workdir}: its parameters do not fit this config's "
+                     f"model (make the {task}.* architecture keys match that run's config.json)")
+  params = jax.device_put(params, shardings.params)
+  return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
+
+
 def task_loss(config):
   """(loss_fn, frozen arrays) of `config.task`: the diffusion loss, in pixel space or in a
   trained VAE's latent space, or the VAE's reconstruction loss."""
   if config.task == "vae":
-    return functools.partial(vae_loss.vae_loss,
-                             cfg=vae_loss.VaeLossConfig.from_config(config)), {}
+    cfg = vae_loss.VaeLossConfig.from_config(config)
+    frozen = {}
+    if cfg.errors.active:  # the errors are drawn in the units of the source's latents
+      frozen = latents.stats_arrays(latents.stats_of(config.vae.init_from))
+    return functools.partial(vae_loss.vae_loss, cfg=cfg), frozen
   latent, frozen = None, {}
   if config.data.get("latent_cache") and not config.model.vae_workdir:
     raise ValueError("data.latent_cache is set but model.vae_workdir is not: the cache holds "
@@ -141,7 +161,11 @@ def train(config, workdir, *, stop_at: int | None = None, progress: bool = True)
     if writer:
       writer.close()
   if config.task == "vae" and is_main:
-    latents.save_stats(workdir, int(run.state.step), vae_latent_stats(run))
+    # A frozen encoder keeps its source's latent space: its stats, verbatim, so latents (and
+    # latent caches) of the source decode through this VAE unchanged.
+    stats = (latents.stats_of(config.vae.init_from) if state_lib.frozen_modules(config)
+             else vae_latent_stats(run))
+    latents.save_stats(workdir, int(run.state.step), stats)
   return run.state
 
 

@@ -53,7 +53,7 @@ def _abstract(config):
   """(graphdef, abstract train state with its shardings) of a run's config."""
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
-  tx = state_lib.make_optimizer(config.train)
+  tx = state_lib.optimizer(config)
   with rules_lib.activate(mesh, rules):
     graphdef, abstract = state_lib.abstract_state(config, tx)
     shardings = state_lib.state_shardings(abstract, tx, mesh, rules)

@@ -34,13 +34,39 @@ def learning_rate(train_cfg) -> optax.Schedule:
       decay_steps=train_cfg.steps, end_value=train_cfg.lr * train_cfg.min_lr_ratio)
 
 
-def make_optimizer(train_cfg) -> optax.GradientTransformation:
-  """AdamW with global-norm clipping; no weight decay on biases, norms and gains (ndim < 2)."""
+def make_optimizer(train_cfg, frozen: tuple = ()) -> optax.GradientTransformation:
+  """AdamW with global-norm clipping; no weight decay on biases, norms and gains (ndim < 2).
+
+  Parameters under the top-level modules named in `frozen` get zero updates (weight decay
+  included), so they stay bit-identical to where they started.
+  """
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
-  return optax.chain(
-      optax.clip_by_global_norm(train_cfg.grad_clip),
-      optax.adamw(learning_rate(train_cfg), b1=0.9, b2=train_cfg.b2,
-                  weight_decay=train_cfg.weight_decay, mask=decay_mask))
+  parts = [optax.clip_by_global_norm(train_cfg.grad_clip),
+           optax.adamw(learning_rate(train_cfg), b1=0.9, b2=train_cfg.b2,
+                       weight_decay=train_cfg.weight_decay, mask=decay_mask)]
+  if frozen:
+    in_frozen = lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[0], "key", None) in frozen, params)
+    parts.append(optax.masked(optax.set_to_zero(), in_frozen))
+  return optax.chain(*parts)
+
+
+VAE_PARTS = {"all": (), "decoder": ("encoder",)}  # vae.train_parts -> the modules left frozen
+
+
+def frozen_modules(config) -> tuple:
+  """Top-level modules `config` trains with zero updates: the encoder of a decoder-only VAE run."""
+  if task_of(config) != "vae":
+    return ()
+  parts = config.vae.get("train_parts", "all")
+  if parts not in VAE_PARTS:
+    raise ValueError(f"vae.train_parts={parts!r}; allowed: {', '.join(VAE_PARTS)}")
+  return VAE_PARTS[parts]
+
+
+def optimizer(config) -> optax.GradientTransformation:
+  """The optimizer of a run's config (what checkpoints of that run hold the state of)."""
+  return make_optimizer(config.train, frozen_modules(config))
 
 
 TASKS = ("dit", "vae")

@@ -118,9 +118,11 @@ def frame_times(key, batch: int, frames: int, group: int, independent_prob: floa
 
 
 def ema_update(ema, params, decay: float, step):
-  """EMA with the usual warm start, so early averages are not dominated by the random init."""
+  """EMA with the usual warm start, so early averages are not dominated by the random init.
+  Written as a step toward the parameters, so a parameter that does not move (a frozen encoder)
+  keeps its average bit for bit."""
   d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
-  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+  return jax.tree.map(lambda e, p: e + (1.0 - d) * (p - e), ema, params)
 
 
 def train_step(state: TrainState, batch, base_key, frozen, *, graphdef, tx, loss_fn, ema_decay,

@@ -1,11 +1,18 @@
-"""The VAE's training loss: L1 + L2 reconstruction and a small KL to N(0, I)."""
+"""The VAE's training loss: L1 + L2 reconstruction and a small KL to N(0, I).
+
+A decoder-only run (`vae.train_parts = "decoder"`, started from `vae.init_from`) holds the
+encoder still, and may decode latents with the errors a denoiser makes (latent_errors.py), so
+the decoder learns to draw clean clips from a DiT's latents.
+"""
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.models import vae as vae_lib
+from sora_jax.train import latent_errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,6 +21,8 @@ class VaeLossConfig:
   kl_weight: float
   l1_weight: float
   l2_weight: float
+  decoder_only: bool = False
+  errors: latent_errors.LatentErrors = latent_errors.LatentErrors()
 
   @classmethod
   def from_config(cls, config):
@@ -21,7 +30,13 @@ class VaeLossConfig:
     for name in ("kl_weight", "l1_weight", "l2_weight"):
       if v[name] < 0:
         raise ValueError(f"vae.{name}={v[name]}; must be >= 0")
-    return cls(int(v.factors[0]), float(v.kl_weight), float(v.l1_weight), float(v.l2_weight))
+    errors = latent_errors.LatentErrors.from_config(v)
+    decoder_only = v.get("train_parts", "all") == "decoder"
+    if (errors.active or decoder_only) and not v.get("init_from"):
+      raise ValueError("vae.latent_* errors and vae.train_parts='decoder' need a trained VAE to "
+                       "start from (its encoder, its latent units): set vae.init_from")
+    return cls(int(v.factors[0]), float(v.kl_weight), float(v.l1_weight), float(v.l2_weight),
+               decoder_only, errors)
 
 
 def psnr(mse):
@@ -30,10 +45,19 @@ def psnr(mse):
 
 
 def vae_loss(params, graphdef, batch, key, frozen, cfg: VaeLossConfig):
-  """(loss, metrics) of reconstructing the batch's clips through a sampled latent."""
-  del frozen
+  """(loss, metrics) of reconstructing the batch's clips through a sampled latent. `frozen`
+  holds the latent "shift" and "scale" when cfg.errors are active."""
   video, _ = vae_lib.pad_frames(batch["video"], cfg.frames_factor)  # [B, 1 + k ft, H, W, C]
-  recon, mean, logvar = nnx.merge(graphdef, params)(video, key)
+  model = nnx.merge(graphdef, params)
+  mean, logvar = model.encode(video)
+  if cfg.decoder_only:  # no gradient reaches the encoder, so no backward pass runs through it
+    mean, logvar = jax.lax.stop_gradient((mean, logvar))
+  z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+  if cfg.errors.active:
+    unit = (z - frozen["shift"]) / frozen["scale"]
+    unit = latent_errors.draw(unit, jax.random.fold_in(key, 1), cfg.errors)
+    z = unit * frozen["scale"] + frozen["shift"]
+  recon = model.decode(z)
   err = recon - video
   l1, l2 = jnp.mean(jnp.abs(err)), jnp.mean(err**2)
   kl = jnp.mean(vae_lib.kl_divergence(mean, logvar))

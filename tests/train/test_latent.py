@@ -7,24 +7,7 @@ import pytest
 from sora_jax.models import latents
 from sora_jax.sample import pipeline
 from sora_jax.train import loop, restore
-
-
-def vae_config(config):
-  config.task = "vae"
-  config.vae.latent_channels = 4
-  config.vae.factors, config.vae.widths = (4, 4, 4), (8, 16, 16)
-  config.vae.stats_batches = 2
-  config.train.steps, config.train.lr = 30, 3e-3
-  config.train.log_every, config.train.checkpoint_every = 10, 30
-  return config
-
-
-@pytest.fixture(scope="module")
-def vae_workdir(tmp_path_factory, data_dir):
-  from tests.conftest import tiny_config
-  workdir = tmp_path_factory.mktemp("vae")
-  loop.train(vae_config(tiny_config(data_dir)), str(workdir), progress=False)
-  return workdir
+from tests.train.conftest import vae_config
 
 
 def test_vae_training_lowers_the_loss_and_stores_latent_stats(vae_workdir):
