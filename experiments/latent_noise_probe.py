@@ -27,22 +27,19 @@ from sora_jax.data import pipeline, shapes  # noqa: E402
 from sora_jax.eval import judge  # noqa: E402
 from sora_jax.models import latents  # noqa: E402
 from sora_jax.sample import video_io  # noqa: E402
+from sora_jax.train import latent_errors  # noqa: E402
 
 BATCH = 16
 
 
 def perturb(z, kind: str, s: float) -> np.ndarray:
   """Latents [N, T, h, w, C] off by an error of `kind` and size s (see the module docstring)."""
-  if kind == "noise":
-    return z + s * np.random.default_rng(1).standard_normal(z.shape).astype(np.float32)
-  if kind == "shrink":
-    return (1.0 - s) * z
-  if kind == "blur":
-    pad = np.pad(z, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    h, w = z.shape[2:4]
-    mean = sum(pad[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
-    return (1.0 - s) * z + s * mean
-  raise ValueError(f"--kind {kind!r}; allowed: noise, shrink, blur")
+  if kind not in ("noise", "shrink", "blur"):
+    raise ValueError(f"--kind {kind!r}; allowed: noise, shrink, blur")
+  eps = np.random.default_rng(1).standard_normal(z.shape).astype(np.float32)
+  sizes = {"blur": s if kind == "blur" else 0.0, "shrink": s if kind == "shrink" else 0.0,
+           "noise": s if kind == "noise" else 0.0}
+  return np.asarray(latent_errors.perturb(z, eps=eps, **sizes))
 
 
 def shapes_kept(vae_dir, clips: int, sigmas, seed: int = 7, kind: str = "noise") -> dict:

@@ -1,4 +1,4 @@
-"""The errors a denoiser makes in latent space, drawn at random to train a decoder that forgives them.
+"""A denoiser's errors in latent space, drawn at random to train a decoder that forgives them.
 
 An MSE denoiser that is unsure where an object's edge lies hands back the average of the places it
 might be: latents blurred over their neighbours and shrunk toward the channel mean, plus some
@@ -44,7 +44,7 @@ class LatentErrors:
 
 
 def neighbourhood_mean(z):
-  """The mean of each latent pixel's 3 x 3 spatial neighbourhood (edges repeated); z [B, T, h, w, C]."""
+  """The mean of each latent pixel's 3 x 3 neighbourhood (edges repeated); z [B, T, h, w, C]."""
   pad = jnp.pad(z, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
   h, w = z.shape[2:4]
   return sum(pad[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
