@@ -34,11 +34,11 @@ BATCH = 16
 
 def perturb(z, kind: str, s: float) -> np.ndarray:
   """Latents [N, T, h, w, C] off by an error of `kind` and size s (see the module docstring)."""
-  if kind not in ("noise", "shrink", "blur"):
-    raise ValueError(f"--kind {kind!r}; allowed: noise, shrink, blur")
+  kinds = ("noise", "shrink", "blur")
+  if kind not in kinds:
+    raise ValueError(f"--kind {kind!r}; allowed: {', '.join(kinds)}")
   eps = np.random.default_rng(1).standard_normal(z.shape).astype(np.float32)
-  sizes = {"blur": s if kind == "blur" else 0.0, "shrink": s if kind == "shrink" else 0.0,
-           "noise": s if kind == "noise" else 0.0}
+  sizes = {k: s if k == kind else 0.0 for k in kinds}
   return np.asarray(latent_errors.perturb(z, eps=eps, **sizes))
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.models import vae as vae_lib
-from sora_jax.train import latent_errors
+from sora_jax.train import latent_errors, state as state_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class VaeLossConfig:
       if v[name] < 0:
         raise ValueError(f"vae.{name}={v[name]}; must be >= 0")
     errors = latent_errors.LatentErrors.from_config(v)
-    decoder_only = v.get("train_parts", "all") == "decoder"
+    decoder_only = "encoder" in state_lib.frozen_modules(config)  # checks vae.train_parts
     if (errors.active or decoder_only) and not v.get("init_from"):
       raise ValueError("vae.latent_* errors and vae.train_parts='decoder' need a trained VAE to "
                        "start from (its encoder, its latent units): set vae.init_from")
