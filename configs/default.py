@@ -127,6 +127,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.log_every = 50
   c.train.checkpoint_every = 1_000
   c.train.max_to_keep = 3
+  # first frames of this many of the batch's clips also trained as images (T = 1) each step:
+  # one model for images and videos; needs model.patch[0] = 1
+  c.train.image_batch = 0
 
   c.sample = ml_collections.ConfigDict()
   c.sample.steps = 50
@@ -138,6 +141,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.use_ema = True
   # draw the clip, keep its first frame, draw it again knowing it (needs model.known_frames)
   c.sample.first_frame_pass = False
+  # that first frame drawn alone, as an image (a model trained with train.image_batch > 0)
+  c.sample.draft_image = False
   # a VAE to decode (and encode) with instead of model.vae_workdir's: one whose decoder was tuned
   # on the same encoder (`vae.train_parts = "decoder"`), so the latent stats must match
   c.sample.vae_workdir = ""

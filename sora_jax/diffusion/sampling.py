@@ -29,6 +29,8 @@ class SamplerConfig:
   time_group: int = 1  # frames sharing one noise level (the model's temporal patch)
   # draw the clip, keep its first frame, draw it again knowing that frame (sample_via_first_frame)
   first_frame_pass: bool = False
+  # the first-frame pass draws that frame alone, as an image (T = 1), not as part of a clip
+  draft_image: bool = False
   # hand the model the previous step's x0 estimate (a model built with model.self_condition)
   self_condition: bool = False
 
@@ -46,6 +48,9 @@ class SamplerConfig:
       raise ValueError(f"stagger={self.stagger}; must be >= 0")
     if self.time_group < 1:
       raise ValueError(f"time_group={self.time_group}; must be >= 1")
+    if self.draft_image and not (self.first_frame_pass and self.time_group == 1):
+      raise ValueError("draft_image needs first_frame_pass and time_group = 1 (one frame a "
+                       "temporal patch)")
 
 
 def frame_times(cfg: SamplerConfig, i, frames: int):
@@ -151,6 +156,10 @@ def sample_via_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, c
   where things go next, which a model trained with known frames follows far better than it
   picks a motion out of pure noise. Needs a model built with model.known_frames."""
   k_draft, k_final = jax.random.split(key)
-  draft = sample(model_fn, cfg, k_draft, shape, cond, uncond)
+  if cfg.draft_image:  # a model trained on images too (train.image_batch) draws frame 0 alone
+    first = sample(model_fn, cfg, k_draft, (shape[0], 1) + tuple(shape[2:]), cond, uncond)
+    draft = jnp.zeros(shape, first.dtype).at[:, :1].set(first)
+  else:
+    draft = sample(model_fn, cfg, k_draft, shape, cond, uncond)
   mask = jnp.zeros(shape[:2], jnp.float32).at[:, 0].set(1.0)
   return sample(model_fn, cfg, k_final, shape, cond, uncond, known=draft, mask=mask)

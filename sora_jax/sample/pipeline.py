@@ -91,6 +91,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
+      draft_image=bool(first_frame_pass and s.get("draft_image", False)),
       self_condition=self_condition.enabled(config.model))
 
 

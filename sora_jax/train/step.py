@@ -33,6 +33,7 @@ class StepConfig:
   self_condition_prob: float = 0.0  # share of steps fed the model's own estimate (0: no self-cond)
   low_shift_prob: float = 0.0  # share of clips whose noise level is drawn at `low_shift`
   low_shift: float = 1.0
+  image_batch: int = 0  # first frames of this many clips also trained as images, each step
 
   @classmethod
   def from_config(cls, config, latent=None):
@@ -56,7 +57,19 @@ class StepConfig:
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
-               low_prob, low_shift)
+               low_prob, low_shift, image_batch(config))
+
+
+def image_batch(config) -> int:
+  """train.image_batch, checked: images (T = 1) need a model whose temporal patch is 1."""
+  n = int(config.train.get("image_batch", 0))
+  if not 0 <= n <= config.train.batch_size:
+    raise ValueError(f"train.image_batch={n}; must be in [0, train.batch_size="
+                     f"{config.train.batch_size}]")
+  if n and config.model.patch[0] != 1:
+    raise ValueError(f"train.image_batch={n} needs model.patch[0] = 1 (an image is one frame); "
+                     f"got patch {tuple(config.model.patch)}")
+  return n
 
 
 def check_prob(name: str, p) -> None:
@@ -74,14 +87,29 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
 
   Returns (loss, {"mse": unweighted mean squared error}). With `cfg.latent` the clip is first
   encoded by the frozen VAE whose arrays are `frozen`, unless the batch brings its "latent".
+  With `cfg.image_batch` the first frames of that many clips are also trained as images.
   """
-  text = batch["text"]
   if "latent" in batch:  # read from a pre-encoded cache (data/latent_cache.py)
     x0 = batch["latent"]
   elif cfg.latent is not None:
     x0 = cfg.latent.encode(frozen, batch["video"])
   else:
     x0 = batch["video"]
+  model = nnx.merge(graphdef, params)
+  weighted, err = denoising_errors(model, x0, batch["text"], key, cfg)
+  if cfg.image_batch:  # its own key: the clips draw what they drew without images
+    n = cfg.image_batch
+    w_img, e_img = denoising_errors(model, x0[:n, :1], batch["text"][:n],
+                                    jax.random.fold_in(key, 2), cfg, known_frames_prob=0.0)
+    weighted, err = (jnp.concatenate([a.ravel(), b.ravel()]) for a, b in
+                     ((weighted, w_img), (err, e_img)))  # every frame counts alike
+  return jnp.mean(weighted), {"mse": jnp.mean(err)}
+
+
+def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=None):
+  """(weighted, plain) squared errors [B, T] of the model's prediction on clips x0 [B, T, ...]
+  noised to random times, captions dropped and frames given as `cfg` says."""
+  known_prob = cfg.known_frames_prob if known_frames_prob is None else known_frames_prob
   b = x0.shape[0]
   k_t, k_eps, k_drop, k_known = jax.random.split(key, 4)
   t = frame_times(k_t, b, x0.shape[1], cfg.time_group, cfg.independent_time_prob)  # [B, T]
@@ -93,11 +121,9 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   drop = jax.random.bernoulli(k_drop, cfg.caption_dropout, (b,))
   text = jnp.where(drop[:, None], null_text(b, text.shape[1]), text)
   known, mask = None, None
-  if cfg.known_frames_prob:
+  if known_prob:
     known = x0
-    mask = known_frames.random_mask(k_known, b, x0.shape[1], cfg.known_frames_prob,
-                                    cfg.known_frames_weights)
-  model = nnx.merge(graphdef, params)
+    mask = known_frames.random_mask(k_known, b, x0.shape[1], known_prob, cfg.known_frames_weights)
   estimate = None
   if model.self_condition:  # its own key: runs without it draw what they drew before
     first_pass = lambda zeros: model(x_t, t, text, known, mask, zeros)
@@ -109,7 +135,7 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
                  axis=tuple(range(2, x0.ndim)))  # [B, T]
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
-  return jnp.mean(weight * err), {"mse": jnp.mean(err)}
+  return weight * err, err
 
 
 def frame_times(key, batch: int, frames: int, group: int, independent_prob: float):

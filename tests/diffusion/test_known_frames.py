@@ -74,9 +74,9 @@ def test_model_inputs_carry_known_frames_only_where_the_mask_says():
     known_frames.model_inputs(x, known[:, :2], mask)
 
 
-def _model():
+def _model(patch=(2, 4, 4)):
   cfg = small_model_cfg()
-  cfg.known_frames = True
+  cfg.known_frames, cfg.patch = True, patch
   model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
   # give the zero-initialised output layers weights, so the output depends on the input
   for layer in (model.final, model.final_ada):
@@ -124,3 +124,21 @@ def test_first_frame_pass_keeps_the_drafts_first_frame_and_redraws_the_rest():
   draft = sampling.sample(model, cfg, jax.random.split(key)[0], shape, text, jnp.zeros_like(text))
   np.testing.assert_allclose(out[:, 0], draft[:, 0], atol=1e-6)
   assert not np.allclose(out[:, 1:], draft[:, 1:], atol=1e-3)
+
+
+def test_image_draft_draws_the_first_frame_alone_and_redraws_the_clip_knowing_it():
+  model = _model(patch=(1, 4, 4))  # one frame a temporal patch: an image is a clip of one
+  seen = []
+  spy = lambda x, *a: seen.append(x.shape[1]) or model(x, *a)
+  cfg = sampling.SamplerConfig(prediction="x0", steps=3, first_frame_pass=True, draft_image=True)
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle moves left"], 16))
+  shape, key = (1, 4, 8, 8, 3), jax.random.key(5)
+  out = sampling.sample_via_first_frame(spy, cfg, key, shape, text, jnp.zeros_like(text))
+  assert sorted(set(seen)) == [1, 4]  # an image chain, then the clip's
+  image = sampling.sample(model, cfg, jax.random.split(key)[0], (1, 1, 8, 8, 3), text,
+                          jnp.zeros_like(text))
+  np.testing.assert_allclose(out[:, :1], image, atol=1e-6)
+  with pytest.raises(ValueError, match="draft_image needs first_frame_pass"):
+    sampling.SamplerConfig(draft_image=True)
+  with pytest.raises(ValueError, match="time_group = 1"):
+    sampling.SamplerConfig(first_frame_pass=True, draft_image=True, time_group=2)

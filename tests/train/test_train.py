@@ -1,6 +1,9 @@
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from sora_jax.diffusion import schedules
 from sora_jax.train import loop, metrics, step as step_lib
@@ -94,6 +97,44 @@ def test_low_shift_keys_are_checked(config):
   config.diffusion.low_shift_prob = 0.5
   config.diffusion.low_shift = 0.0
   with pytest.raises(ValueError, match="low_shift=0.0"):
+    step_lib.StepConfig.from_config(config)
+
+
+def test_image_batch_adds_the_first_frames_as_images_and_leaves_the_clips_draws(config, tmp_path):
+  config.model.patch = (1, 8, 8)
+  config.model.self_condition = True  # its first pass must also take images
+  config.train.image_batch = 3
+  run = loop.setup(config, str(tmp_path / "run"))
+  batch = loop.global_batch(run, next(run.data))
+  cfg = step_lib.StepConfig.from_config(run.config)
+  assert cfg.image_batch == 3
+  key = jax.random.key(4)
+  loss, _ = step_lib.diffusion_loss(run.state.params, run.graphdef, batch, key, {}, cfg)
+  model = nnx.merge(run.graphdef, run.state.params)
+  clips, _ = step_lib.denoising_errors(model, batch["video"], batch["text"], key, cfg)
+  images, _ = step_lib.denoising_errors(model, batch["video"][:3, :1], batch["text"][:3],
+                                        jax.random.fold_in(key, 2), cfg, known_frames_prob=0.0)
+  assert images.shape == (3, 1)
+  want = (clips.sum() + images.sum()) / (clips.size + images.size)  # every frame counts alike
+  np.testing.assert_allclose(loss, want, rtol=1e-5)
+  without = dataclasses.replace(cfg, image_batch=0)
+  alone = step_lib.diffusion_loss(run.state.params, run.graphdef, batch, key, {}, without)[0]
+  np.testing.assert_allclose(alone, clips.mean(), rtol=1e-5)  # the clips draw what they drew
+  step_fn = run.step_fn
+  for _ in range(2):
+    run.state, m = step_fn(run.state, loop.global_batch(run, next(run.data)), key, run.frozen)
+    assert np.isfinite(float(m["loss"]))
+  assert step_fn._cache_size() == 1
+  run.ckpt.close()
+
+
+def test_image_batch_is_checked(config):
+  config.train.image_batch = 2
+  with pytest.raises(ValueError, match=r"needs model.patch\[0\] = 1"):
+    step_lib.StepConfig.from_config(config)
+  config.model.patch = (1, 8, 8)
+  config.train.image_batch = config.train.batch_size + 1
+  with pytest.raises(ValueError, match="train.image_batch=5; must be in"):
     step_lib.StepConfig.from_config(config)
 
 
