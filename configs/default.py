@@ -101,10 +101,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
   # share of training clips whose frame groups (temporal patches) get independent noise levels
   c.diffusion.independent_time_prob = 0.0
-  # share of training clips whose noise level is drawn at shift `low_shift` instead of `shift`
+  # share of training clips whose noise level is drawn at shift `second_shift` instead of `shift`
   # (the model's time is unchanged: only how often each level is trained)
-  c.diffusion.low_shift_prob = 0.0
-  c.diffusion.low_shift = 1.0
+  c.diffusion.second_shift_prob = 0.0
+  c.diffusion.second_shift = 1.0
   # share of training clips given some frames clean (first / prefix / suffix / both ends);
   # needs model.known_frames
   c.diffusion.known_frames_prob = 0.0

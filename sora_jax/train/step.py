@@ -31,8 +31,8 @@ class StepConfig:
   known_frames_weights: tuple = known_frames.UNIFORM  # how often each known_frames.PATTERNS
   latent: object = None  # a models.latents.LatentSpace: denoise its latents instead of pixels
   self_condition_prob: float = 0.0  # share of steps fed the model's own estimate (0: no self-cond)
-  low_shift_prob: float = 0.0  # share of clips whose noise level is drawn at `low_shift`
-  low_shift: float = 1.0
+  second_shift_prob: float = 0.0  # share of clips whose noise level is drawn at `second_shift`
+  second_shift: float = 1.0
   image_batch: int = 0  # first frames of this many clips also trained as images, each step
 
   @classmethod
@@ -49,15 +49,16 @@ class StepConfig:
     weights = known_frames.check_weights(d.get("known_frames_weights", known_frames.UNIFORM))
     self_prob = float(d.get("self_condition_prob", 0.0))
     check_prob("diffusion.self_condition_prob", self_prob)
-    low_prob, low_shift = float(d.get("low_shift_prob", 0.0)), float(d.get("low_shift", 1.0))
-    check_prob("diffusion.low_shift_prob", low_prob)
-    if not low_shift > 0:
-      raise ValueError(f"diffusion.low_shift={low_shift}; must be > 0")
+    second_prob = float(d.get("second_shift_prob", 0.0))
+    second_shift = float(d.get("second_shift", 1.0))
+    check_prob("diffusion.second_shift_prob", second_prob)
+    if not second_shift > 0:
+      raise ValueError(f"diffusion.second_shift={second_shift}; must be > 0")
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
-               low_prob, low_shift, image_batch(config))
+               second_prob, second_shift, image_batch(config))
 
 
 def image_batch(config) -> int:
@@ -113,8 +114,9 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
   b = x0.shape[0]
   k_t, k_eps, k_drop, k_known = jax.random.split(key, 4)
   t = frame_times(k_t, b, x0.shape[1], cfg.time_group, cfg.independent_time_prob)  # [B, T]
-  if cfg.low_shift_prob:  # its own key: runs without it draw what they drew before
-    t = mix_shift(jax.random.fold_in(k_t, 1), t, cfg.low_shift_prob, cfg.low_shift / cfg.shift)
+  if cfg.second_shift_prob:  # its own key: runs without it draw what they drew before
+    t = mixed_shift_times(jax.random.fold_in(k_t, 1), t, cfg.second_shift_prob,
+                          cfg.second_shift / cfg.shift)
   eps = noise_lib.video_noise(k_eps, x0.shape, cfg.frame_noise_corr)
   alpha, sigma = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
   x_t = objectives.noisy(x0, eps, alpha, sigma)
@@ -152,12 +154,12 @@ def frame_times(key, batch: int, frames: int, group: int, independent_prob: floa
   return jnp.where(pick, own, shared)
 
 
-def mix_shift(key, t, prob: float, ratio: float):
+def mixed_shift_times(key, t, prob: float, ratio: float):
   """Times [B, T] of a share `prob` of clips re-drawn as if under a shift `ratio` times the
   schedule's, still in the model's own time: shifts compose by multiplying (a shift scales the
   odds t / (1 - t)), so warping by `ratio` then by the schedule's shift warps by their product.
-  A ratio below 1 spends those clips' steps near the clean end, where fine detail is drawn,
-  while the rest keep the schedule's weight on layout and motion at high noise."""
+  A ratio below 1 trains those clips nearer the clean end, above 1 nearer pure noise. (On the
+  latent recipe, half the clips at shift 1 under shift 4 drew fewer squares: README.)"""
   pick = jax.random.bernoulli(key, prob, (t.shape[0], 1))
   return jnp.where(pick, schedules.shift_time(t, ratio), t)
 

@@ -76,27 +76,28 @@ def test_frame_times_shared_or_independent_per_frame_group():
   assert 0.35 < share < 0.65, share
 
 
-def test_mix_shift_draws_a_share_of_clips_at_the_low_shift_in_the_models_time():
+def test_mixed_shift_times_draw_a_share_of_clips_at_the_second_shift_in_the_models_time():
   t = step_lib.frame_times(jax.random.key(1), 512, 4, 1, 0.0)
-  every = step_lib.mix_shift(jax.random.key(2), t, 1.0, 1.0 / 4.0)
+  every = step_lib.mixed_shift_times(jax.random.key(2), t, 1.0, 1.0 / 4.0)
   # under the schedule's shift 4, the re-drawn times give the noise levels of shift 1
   for got, want in zip(schedules.alpha_sigma("cosine", every, 4.0),
                        schedules.alpha_sigma("cosine", t, 1.0)):
     np.testing.assert_allclose(got, want, atol=1e-5)
-  half = np.asarray(step_lib.mix_shift(jax.random.key(2), t, 0.5, 0.25))
+  half = np.asarray(step_lib.mixed_shift_times(jax.random.key(2), t, 0.5, 0.25))
   moved = (half != np.asarray(t)).any(axis=1)
   assert 0.4 < moved.mean() < 0.6, moved.mean()
   assert (half == half[:, :1]).all()  # a clip's frames keep one level
-  np.testing.assert_array_equal(step_lib.mix_shift(jax.random.key(2), t, 0.0, 0.25), t)
+  np.testing.assert_array_equal(step_lib.mixed_shift_times(jax.random.key(2), t, 0.0, 0.25),
+                                t)
 
 
-def test_low_shift_keys_are_checked(config):
-  config.diffusion.low_shift_prob = 1.5
-  with pytest.raises(ValueError, match="low_shift_prob=1.5"):
+def test_second_shift_keys_are_checked(config):
+  config.diffusion.second_shift_prob = 1.5
+  with pytest.raises(ValueError, match="second_shift_prob=1.5"):
     step_lib.StepConfig.from_config(config)
-  config.diffusion.low_shift_prob = 0.5
-  config.diffusion.low_shift = 0.0
-  with pytest.raises(ValueError, match="low_shift=0.0"):
+  config.diffusion.second_shift_prob = 0.5
+  config.diffusion.second_shift = 0.0
+  with pytest.raises(ValueError, match="second_shift=0.0"):
     step_lib.StepConfig.from_config(config)
 
 
