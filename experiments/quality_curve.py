@@ -1,7 +1,7 @@
 """Quality against training minutes: judge every checkpoint a run kept, plot the judge's figures.
 
   python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2] \
-      [--guidance G] [--[no-]first_frame_pass] [--vae DIR]
+      [--guidance G] [--[no-]first_frame_pass] [--vae DIR] [--steps 3000,3600] [--out NAME]
 
 For each checkpoint step in DIR, samples the held-out single-object plain prompts (the issue-4
 bar's prompts) and scores them with the shapes judge. Training minutes at a step are the sum of
@@ -41,30 +41,41 @@ def minutes_at(workdir) -> dict:
   return out
 
 
-def curve(workdir, num_prompts: int, seeds: int, vae=None, **sample_kw) -> list[dict]:
-  """The judge's held-out figures at every kept checkpoint; `vae` as pipeline.load's vae_workdir,
-  sample_kw as for pipeline.generate (None: the run's config)."""
+def curve(workdir, num_prompts: int, seeds: int, vae=None, only=None, **sample_kw) -> list[dict]:
+  """The judge's held-out figures at every kept checkpoint (or those in `only`), with what each
+  prompted shape was judged; `vae` as pipeline.load's vae_workdir, sample_kw as for
+  pipeline.generate (None: the run's config)."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
   steps = sorted(ckpt.manager.all_steps())
   ckpt.close()
+  if only:
+    missing = sorted(set(only) - set(steps))
+    if missing:
+      raise SystemExit(f"--steps {missing}: {workdir} keeps checkpoints {steps}")
+    steps = sorted(only)
   minutes = minutes_at(workdir)
   points, prompts = [], None
   for step in steps:
     gen = pipeline.load(workdir, step=step, vae_workdir=vae)
     prompts = prompts or eval_run.heldout_prompts(gen.config.data, num_prompts)  # one set for all
-    summary = eval_run.evaluate(gen, prompts, seeds=seeds, **sample_kw)["summary"]
+    report = eval_run.evaluate(gen, prompts, seeds=seeds, **sample_kw)
     logged = max((s for s in minutes if s <= step), default=None)
     points.append({"step": step, "minutes": minutes.get(logged, 0.0),
-                   **{f: summary.get(f) for f in FIELDS}})
+                   **{f: report["summary"].get(f) for f in FIELDS},
+                   "shapes": eval_run.confusion(report, "shape")})
     print(json.dumps(points[-1]), flush=True)
   return points
 
 
 def markdown(points) -> str:
-  rows = ["| step | train minutes | " + " | ".join(FIELDS) + " |", "|---" * (len(FIELDS) + 2) + "|"]
+  """One row a checkpoint; the last column: each prompted shape, judged right of all asked."""
+  rows = ["| step | train minutes | " + " | ".join(FIELDS) + " | shapes right |",
+          "|---" * (len(FIELDS) + 3) + "|"]
   for p in points:
     cells = [f"{p[f]:.2f}" if p[f] is not None else "-" for f in FIELDS]
-    rows.append(f"| {p['step']} | {p['minutes']:.1f} | " + " | ".join(cells) + " |")
+    right = ", ".join(f"{shape} {row.get(shape, 0)}/{sum(row.values())}"
+                      for shape, row in sorted(p.get("shapes", {}).items()))
+    rows.append(f"| {p['step']} | {p['minutes']:.1f} | " + " | ".join(cells) + f" | {right} |")
   return "\n".join(rows)
 
 
@@ -107,10 +118,14 @@ def main():
   parser.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
                       help="default: the run's config")
   parser.add_argument("--vae", help="a latent DiT: decode with this VAE (as `sora-jax eval --vae`)")
+  parser.add_argument("--steps", type=lambda text: [int(v) for v in text.split(",")],
+                      help="comma-separated checkpoint steps to judge (default: every kept one)")
+  parser.add_argument("--out", default="quality_curve",
+                      help="file name (no extension) in --workdir for the .json / .md / .svg")
   args = parser.parse_args()
-  points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae,
+  points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae, only=args.steps,
                  guidance=args.guidance, first_frame_pass=args.first_frame_pass)
-  base = os.path.join(args.workdir, "quality_curve")
+  base = os.path.join(args.workdir, args.out)
   with open(base + ".json", "w", encoding="utf-8") as f:
     json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
                "guidance": args.guidance, "first_frame_pass": args.first_frame_pass,
