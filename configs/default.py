@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   # a latent DiT reads latents pre-encoded by `sora-jax encode-latents` from here ("" = encode
   # on the fly in the train step)
   c.data.latent_cache = ""
+  # each of a training caption's colour and shape words is dropped with this probability
+  # (captions.drop_attributes), so the model learns what each word alone asks for
+  c.data.attribute_dropout = 0.0
 
   c.model = ml_collections.ConfigDict()
   c.model.width = 384

@@ -177,6 +177,27 @@ def parse_prompt(text: str) -> list[dict]:
   return objects
 
 
+# What a dropped attribute leaves: no colour word; "shape" for the shape word.
+_COLOUR_WORD = re.compile(r"\b(?:" + "|".join(world.PALETTE) + r")\s+")
+_SHAPE_WORD = re.compile(r"\b(?:" + "|".join(world.SHAPES) + r")\b")
+DROPPABLE = ("colour", "shape")
+
+
+def drop_attributes(text: str, kinds) -> str:
+  """The caption with every colour and / or shape word gone ("a small red circle moves left" ->
+  "a small circle moves left", "a small red shape moves left"). Trained on such partial captions
+  (data.attribute_dropout), the model learns each word's own effect, which the sampler can then
+  strengthen against the rest of the prompt (sample.attribute_guidance)."""
+  unknown = set(kinds) - set(DROPPABLE)
+  if unknown:
+    raise ValueError(f"attributes to drop must be among {DROPPABLE}, got {sorted(unknown)}")
+  if "colour" in kinds:
+    text = _COLOUR_WORD.sub("", text)
+  if "shape" in kinds:
+    text = _SHAPE_WORD.sub("shape", text)
+  return text
+
+
 def expand_prompt(text: str, rng: np.random.Generator | None = None) -> str:
   """Rewrites a short or plain prompt in the detailed register.
 

@@ -36,15 +36,22 @@ class DecodeVideo(grain.transforms.Map):
 
 
 class TokenizeRandomCaption(grain.transforms.RandomMap):
-  """Picks one caption register at random and tokenizes it to int32 [length]."""
+  """Picks one caption register at random, drops each of its colour and shape words with
+  probability `attribute_dropout` (captions.drop_attributes), and tokenizes it to int32 [length]."""
 
-  def __init__(self, length: int):
+  def __init__(self, length: int, attribute_dropout: float = 0.0):
+    if not 0.0 <= attribute_dropout <= 1.0:
+      raise ValueError(f"data.attribute_dropout={attribute_dropout!r}; must be in [0, 1]")
     self.length = length
+    self.attribute_dropout = attribute_dropout
 
   def random_map(self, example, rng: np.random.Generator):
     text = example[CAPTION_KEYS[rng.integers(len(CAPTION_KEYS))]]
     if isinstance(text, bytes):
       text = text.decode("utf-8")
+    if self.attribute_dropout:  # no draw without it: a seed's captions stay as they were
+      drop = rng.random(len(captions.DROPPABLE)) < self.attribute_dropout
+      text = captions.drop_attributes(text, [k for k, d in zip(captions.DROPPABLE, drop) if d])
     clip = {k: example[k] for k in ("video", "latent") if k in example}
     return {**clip, "text": tokenizer.encode(text, self.length)}
 
@@ -96,7 +103,8 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
   ds = ds.seed(seed)  # shuffle and random_map derive distinct seeds from it
   ds = ds.shuffle().repeat()
   ds = ds.map(latent_cache.DecodeLatent() if cache else DecodeVideo())
-  ds = ds.random_map(TokenizeRandomCaption(data_cfg.text_len + 1))
+  ds = ds.random_map(TokenizeRandomCaption(data_cfg.text_len + 1,
+                                           float(data_cfg.get("attribute_dropout", 0.0))))
   ds = ds.batch(local_batch, drop_remainder=True)
   # Bounded read-ahead: the default buffer of 500 elements would hold 500 batches.
   ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))

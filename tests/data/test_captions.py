@@ -132,3 +132,30 @@ def test_expand_prompt():
   assert [(o["colour"], o["shape"], o["direction"]) for o in two] == [
       ("red", "circle", "left"), ("blue", "square", "up")]
   assert captions.expand_prompt("a cat sleeping") == "a cat sleeping"
+
+
+@pytest.mark.parametrize("register", ["short", "plain", "detailed"])
+def test_dropping_attributes_removes_exactly_those_words(register):
+  rng = np.random.default_rng(0)
+  for obj in itertools.islice(all_objects(), 0, None, 7):
+    text = captions.caption([obj], register, rng)
+    no_colour = captions.drop_attributes(text, ["colour"])
+    (parsed,) = captions.parse_prompt(no_colour)
+    assert parsed["colour"] is None and parsed["shape"] == obj["shape"]
+    assert parsed["direction"] == obj["direction"]
+    no_shape = captions.drop_attributes(text, ["shape"])
+    assert captions.parse_prompt(no_shape) == []  # no shape word left to hang attributes on
+    assert no_shape.replace("shape", obj["shape"]) == text
+    assert obj["colour"] in no_shape
+    neither = captions.drop_attributes(text, ["colour", "shape"])
+    assert obj["colour"] not in neither and obj["shape"] not in neither
+    assert captions.drop_attributes(text, []) == text
+
+
+def test_dropping_attributes_examples_and_bad_kinds():
+  assert (captions.drop_attributes("a small red circle moves left", ["colour"])
+          == "a small circle moves left")
+  assert (captions.drop_attributes("blue square going up and red circle moving left",
+                                   ["colour", "shape"]) == "shape going up and shape moving left")
+  with pytest.raises(ValueError, match="among .*'colour', 'shape'.*got \\['size'\\]"):
+    captions.drop_attributes("a small red circle moves left", ["size"])

@@ -120,6 +120,30 @@ def test_orbax_checkpoints_the_iterator(cfg, tmp_path):
   assert_same_batches(take(fresh, 3), expected)
 
 
+def _captions(cfg, dropout, batches=6):
+  c = ml_collections.ConfigDict(cfg.to_dict())
+  c.attribute_dropout = dropout
+  c.text_len = 200  # whole detailed captions
+  data = take(iter(pipeline.train_dataset(c, batch_size=8, seed=3)), batches)
+  return [tokenizer.decode(t) for b in data for t in b["text"]]
+
+
+def test_attribute_dropout_drops_colour_and_shape_words_by_seed(cfg):
+  kept = _captions(cfg, 0.0)
+  dropped = _captions(cfg, 0.5)
+  assert dropped == _captions(cfg, 0.5)  # a pure function of the seed
+  colour = lambda t: any(c in t.split() for c in world.PALETTE)
+  shaped = lambda t: bool(captions.parse_prompt(t))
+  assert all(colour(t) and shaped(t) for t in kept)
+  # each word kind goes from about half of the 48 captions, independently
+  assert 12 <= sum(not colour(t) for t in dropped) <= 36
+  assert 12 <= sum(not shaped(t) for t in dropped) <= 36
+  assert any(not colour(t) and not shaped(t) for t in dropped)
+  assert not any(colour(t) or shaped(t) for t in _captions(cfg, 1.0, batches=2))
+  with pytest.raises(ValueError, match="attribute_dropout=1.5"):
+    _captions(cfg, 1.5)
+
+
 def test_bad_arguments(cfg, tmp_path):
   with pytest.raises(ValueError, match="multiple of process_count=2, got 5"):
     pipeline.train_dataset(cfg, batch_size=5, seed=0, process_count=2)
