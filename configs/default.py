@@ -138,6 +138,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.steps = 50
   c.sample.guidance = 4.0
   c.sample.eta = 0.0
+  # > 0: a further pass on each prompt without its guided_attributes words (comma-separated:
+  # colour, shape) and this weight on the difference; for models trained with
+  # data.attribute_dropout (sampling.guided)
+  c.sample.attribute_guidance = 0.0
+  c.sample.guided_attributes = "shape"
   # 0: all frames denoised together; L > 0: frame group k starts k / (K - 1) * L of the chain
   # later than group 0 (needs diffusion.independent_time_prob > 0 in training)
   c.sample.stagger = 0.0

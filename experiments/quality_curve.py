@@ -1,7 +1,7 @@
 """Quality against training minutes: judge every checkpoint a run kept, plot the judge's figures.
 
   python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2] \
-      [--guidance G] [--[no-]first_frame_pass] [--vae DIR] [--steps 3000,3600] [--out NAME]
+      [--guidance G] [--attribute_guidance W] [--[no-]first_frame_pass] [--[no-]draft_image] [--vae DIR] [--steps 3000,3600] [--out NAME]
 
 For each checkpoint step in DIR, samples the held-out single-object plain prompts (the issue-4
 bar's prompts) and scores them with the shapes judge. Training minutes at a step are the sum of
@@ -115,7 +115,10 @@ def main():
   parser.add_argument("--num_prompts", type=int, default=32)
   parser.add_argument("--seeds", type=int, default=2)
   parser.add_argument("--guidance", type=float, help="default: the run's config")
+  parser.add_argument("--attribute_guidance", type=float, help="default: the run's config")
   parser.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
+                      help="default: the run's config")
+  parser.add_argument("--draft_image", action=argparse.BooleanOptionalAction,
                       help="default: the run's config")
   parser.add_argument("--vae", help="a latent DiT: decode with this VAE (as `sora-jax eval --vae`)")
   parser.add_argument("--steps", type=lambda text: [int(v) for v in text.split(",")],
@@ -124,11 +127,13 @@ def main():
                       help="file name (no extension) in --workdir for the .json / .md / .svg")
   args = parser.parse_args()
   points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae, only=args.steps,
-                 guidance=args.guidance, first_frame_pass=args.first_frame_pass)
+                 guidance=args.guidance, first_frame_pass=args.first_frame_pass,
+                 attribute_guidance=args.attribute_guidance, draft_image=args.draft_image)
   base = os.path.join(args.workdir, args.out)
   with open(base + ".json", "w", encoding="utf-8") as f:
     json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
-               "guidance": args.guidance, "first_frame_pass": args.first_frame_pass,
+               "guidance": args.guidance, "attribute_guidance": args.attribute_guidance,
+               "first_frame_pass": args.first_frame_pass, "draft_image": args.draft_image,
                "vae": args.vae,
                "points": points}, f, indent=2)
   table = markdown(points)

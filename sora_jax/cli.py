@@ -10,6 +10,7 @@ calls the library, turns user errors into one line.
   sora-jax sample --workdir=runs/x --prompt "a small blue square moves up" --edit red.mp4 \
       --strength 0.6 --out blue.mp4
   sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--guidance 3] [--groups seen]
+      [--attribute_guidance 2] [--[no-]first_frame_pass] [--[no-]draft_image]
   sora-jax meshes --config=configs/tiny_cpu.py --mesh data=8 --mesh fsdp=4,tensor=2 [--steps 5]
   sora-jax meshes --config=configs/tpu_v5p_64.py --abstract --topology=v5p:4x4x4
 """
@@ -22,7 +23,13 @@ EXIT_USAGE = 2
 # sampler overrides of a run's config; shift: the schedule's shift while sampling (default: the
 # one it trained with)
 SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
-                 ("shift", float))
+                 ("shift", float), ("attribute_guidance", float))
+# on / off overrides of the run's sample config (--x, --no-x; neither: the config's)
+SAMPLER_SWITCHES = (
+    ("first_frame_pass", "draw the clip, keep its first frame, draw it again from that frame "
+                         "(models trained with model.known_frames)"),
+    ("draft_image", "with the first-frame pass: draw that frame alone, as an image (models "
+                    "trained with train.image_batch)"))
 DEFAULT_EDIT_STRENGTH = 0.6
 
 
@@ -61,10 +68,6 @@ def _parser() -> argparse.ArgumentParser:
   s.add_argument("--seed", type=int, default=0)
   for name, kind in SAMPLER_FLAGS + (("frames", int), ("height", int), ("width", int)):
     s.add_argument(f"--{name}", type=kind)
-  first_frame_help = ("draw the clip, keep its first frame, draw it again from that frame "
-                      "(models trained with model.known_frames)")
-  s.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
-                 help=first_frame_help)
   s.add_argument("--edit", help="a .mp4, .gif or .npy clip to edit toward the prompts "
                                 "(video-to-video); its size sets --frames/--height/--width")
   s.add_argument("--strength", type=float,
@@ -79,12 +82,12 @@ def _parser() -> argparse.ArgumentParser:
   e.add_argument("--groups", type=lambda text: tuple(text.split(",")),
                  help="comma-separated prompt groups: held_out (single objects of colour-shape "
                       "pairs never trained on: the quality bar), seen, two_objects (default all)")
-  e.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
-                 help=first_frame_help)
   vae_help = ("a latent DiT: decode with this VAE (workdir or export) instead of the run's "
               "sample.vae_workdir / model.vae_workdir; it must share their latent stats")
   for parser in (s, e):
     parser.add_argument("--vae", help=vae_help)
+    for name, text in SAMPLER_SWITCHES:
+      parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=text)
   m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
                      "meshes; compare memory, collectives and time per device")
   m.add_argument("--config", required=True)
@@ -175,8 +178,7 @@ def cmd_sample(args) -> None:
   gen = pipeline.load(args.workdir, vae_workdir=args.vae)
   if len(paths) > 1 or args.format:
     os.makedirs(args.out, exist_ok=True)
-  videos = pipeline.generate(gen, prompts, seed=args.seed, **_sampler_kw(args),
-                             first_frame_pass=args.first_frame_pass, frames=args.frames,
+  videos = pipeline.generate(gen, prompts, seed=args.seed, **_sampler_kw(args), frames=args.frames,
                              height=args.height, width=args.width, edit=edit,
                              strength=DEFAULT_EDIT_STRENGTH if args.strength is None
                              else args.strength)
@@ -203,13 +205,13 @@ def cmd_eval(args) -> None:
   cfg = gen.config.eval
   report = run.evaluate_groups(gen, args.num_prompts or cfg.num_prompts,
                                seeds=args.seeds or cfg.seeds, groups=groups,
-                               **_sampler_kw(args), first_frame_pass=args.first_frame_pass)
+                               **_sampler_kw(args))
   print(run.write_report(report, args.workdir))
   print(f"report: {os.path.join(os.path.abspath(args.workdir), 'eval', 'report.json')}")
 
 
 def _sampler_kw(args) -> dict:
-  return {name: getattr(args, name) for name, _ in SAMPLER_FLAGS}
+  return {name: getattr(args, name) for name, _ in SAMPLER_FLAGS + SAMPLER_SWITCHES}
 
 
 def cmd_meshes(args, overrides) -> None:

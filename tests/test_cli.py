@@ -124,19 +124,21 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
 
 @pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1"),
                                           ("--shift=0", "shift=0"),
-                                          ("--first_frame_pass", "needs a model trained with")])
+                                          ("--attribute_guidance=-1", "attribute_guidance=-1"),
+                                          ("--first_frame_pass", "needs a model trained with"),
+                                          ("--draft_image", "turn that on too")])
 def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
   out = tmp_path / "a.npy"
   code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), flag)
   assert code == 2 and message in err and "Traceback" not in err and not out.exists()
 
 
+@pytest.mark.parametrize("switch", ["first_frame_pass", "draft_image"])
 @pytest.mark.parametrize("command", ["sample", "eval"])
-def test_first_frame_pass_flag_turns_the_configs_setting_on_or_off(command):
+def test_sampler_switches_turn_the_configs_setting_on_or_off(command, switch):
   args = ["--workdir=w"] + (["--prompt=a", "--out=o.npy"] if command == "sample" else [])
-  parse = lambda *flag: cli._parser().parse_args([command, *args, *flag]).first_frame_pass
-  assert (parse(), parse("--first_frame_pass"), parse("--no-first_frame_pass")) == (None, True,
-                                                                                    False)
+  parse = lambda *flag: getattr(cli._parser().parse_args([command, *args, *flag]), switch)
+  assert (parse(), parse(f"--{switch}"), parse(f"--no-{switch}")) == (None, True, False)
 
 
 def test_sample_shift_overrides_the_training_shift(trained, tmp_path):
@@ -150,6 +152,21 @@ def test_sample_shift_overrides_the_training_shift(trained, tmp_path):
   own = np.load(tmp_path / "own.npy")
   np.testing.assert_array_equal(np.load(tmp_path / "same.npy"), own)
   assert not np.array_equal(np.load(tmp_path / "other.npy"), own)
+
+
+def test_attribute_guidance_pushes_away_from_the_prompt_without_its_shape_word(trained,
+                                                                               tmp_path):
+  """A prompt naming no shape is its own negative: the added term is zero and nothing changes;
+  one naming a shape samples other videos."""
+  def draw(prompt, *flags):
+    out = tmp_path / f"{len(list(tmp_path.iterdir()))}.npy"
+    assert cli.main(["sample", f"--workdir={trained}", "--steps=3", "--prompt", prompt,
+                     "--out", str(out), *flags]) == 0
+    return np.load(out)
+  for prompt, changes in [("a blue thing moves up", False), ("a blue square moves up", True)]:
+    plain, guided = draw(prompt), draw(prompt, "--attribute_guidance", "3")
+    assert np.array_equal(plain, draw(prompt, "--attribute_guidance", "0"))
+    assert np.array_equal(plain, guided) != changes, prompt
 
 
 def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):
@@ -178,7 +195,8 @@ def test_edit_skips_the_first_frame_pass_the_config_asks_for(trained):
     (["--edit", "missing.npy"], "no such video file"),
     (["--edit", "{clip}", "--strength", "1.5"], "strength=1.5; must be in [0, 1]"),
     (["--edit", "{clip}", "--stagger", "1"], "needs stagger = 0"),
-    (["--edit", "{clip}", "--first_frame_pass"], "do not combine")])
+    (["--edit", "{clip}", "--first_frame_pass"], "do not combine"),
+    (["--edit", "{clip}", "--draft_image"], "do not combine")])
 def test_sample_rejects_bad_edits(trained, tmp_path, flags, message):
   np.save(tmp_path / "in.npy", np.zeros((4, 16, 16, 3), np.uint8))
   flags = [f.format(clip=tmp_path / "in.npy") for f in flags]

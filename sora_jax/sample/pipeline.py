@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from sora_jax.data import pipeline as data_pipeline, tokenizer
+from sora_jax.data import captions, pipeline as data_pipeline, tokenizer
 from sora_jax.diffusion import sampling, self_condition
 from sora_jax.models import latents, patching
 from sora_jax.sample import video_io
@@ -60,23 +60,26 @@ def decoding_vae(config, override: str | None = None) -> str:
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames",
                                              "strength"))
-def sample_videos(params, text, uncond, key, frozen, start=None, *, graphdef,
+def sample_videos(params, text, uncond, key, frozen, start=None, negative=None, *, graphdef,
                   cfg: sampling.SamplerConfig, shape, latent=None, frames=None, strength=1.0):
   """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
   [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips.
-  `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample)."""
+  `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample);
+  `negative`: tokens of the prompts without the attribute words cfg.attribute_guidance weighs."""
   model = nnx.merge(graphdef, params)
   if start is not None:
     start = start if latent is None else latent.encode(frozen, start)
-    out = sampling.sample(model, cfg, key, shape, text, uncond, start=start, strength=strength)
+    out = sampling.sample(model, cfg, key, shape, text, uncond, start=start, strength=strength,
+                          negative=negative)
   else:
     run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
-    out = run(model, cfg, key, shape, text, uncond)
+    out = run(model, cfg, key, shape, text, uncond, negative=negative)
   return out if latent is None else latent.decode(frozen, out, frames)
 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
-                   first_frame_pass=None) -> sampling.SamplerConfig:
+                   first_frame_pass=None, attribute_guidance=None,
+                   draft_image=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
@@ -84,20 +87,27 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
     first_frame_pass = s.get("first_frame_pass", False)
   if first_frame_pass and not config.model.get("known_frames", False):
     raise ValueError("--first_frame_pass needs a model trained with model.known_frames")
+  if draft_image is None:
+    draft_image = first_frame_pass and s.get("draft_image", False)
+  elif draft_image and not first_frame_pass:
+    raise ValueError("--draft_image drafts the first frame of the first-frame pass: turn that "
+                     "on too (--first_frame_pass)")
   return sampling.SamplerConfig(
       schedule=d.schedule, shift=float(d.shift if shift is None else shift),
       prediction=d.prediction,
       steps=int(s.steps if steps is None else steps), guidance=pick(guidance, "guidance"),
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
+      attribute_guidance=pick(attribute_guidance, "attribute_guidance"),
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
-      draft_image=bool(first_frame_pass and s.get("draft_image", False)),
+      draft_image=bool(draft_image),
       self_condition=self_condition.enabled(config.model))
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
-             edit=None, strength: float = 1.0) -> np.ndarray:
+             edit=None, strength: float = 1.0, attribute_guidance=None,
+             draft_image=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
@@ -110,10 +120,10 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   if edit is not None:  # the clip sets the size and gives every frame: no first-frame pass
     start = _edit_start(edit, len(prompts))
     frames, height, width = start.shape[1:4]
-    if first_frame_pass:
-      raise ValueError("editing a video and --first_frame_pass do not combine: the edited clip "
-                       "already gives every frame")
-    first_frame_pass = False
+    if first_frame_pass or draft_image:
+      raise ValueError("editing a video and --first_frame_pass / --draft_image do not combine: "
+                       "the edited clip already gives every frame")
+    first_frame_pass = draft_image = False
   d = gen.config.data
   frames, height, width = frames or d.frames, height or d.height, width or d.width
   if gen.latent is None:
@@ -122,16 +132,28 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
     dims = gen.latent.shape(frames, height, width)
   patching.check_divisible(*dims[:3], gen.config.model.patch)
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
-                       shift=shift, first_frame_pass=first_frame_pass)
+                       shift=shift, first_frame_pass=first_frame_pass,
+                       attribute_guidance=attribute_guidance, draft_image=draft_image)
   if start is not None:
     sampling.edit_first_step(cfg, strength)  # checks strength (and stagger) before compiling
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))
-  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start,
+  negative = negative_prompts(gen.config, prompts, length) if cfg.attribute_guidance else None
+  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start, negative,
                       graphdef=gen.graphdef, cfg=cfg, shape=(len(prompts),) + dims,
                       latent=gen.latent, frames=frames, strength=float(strength))
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
+
+
+def negative_prompts(config, prompts, length: int) -> np.ndarray:
+  """Tokens of the prompts without the words of config.sample.guided_attributes (comma-separated,
+  among captions.DROPPABLE): what attribute guidance pushes away from."""
+  kinds = [k for k in config.sample.get("guided_attributes", "shape").split(",") if k]
+  if not kinds:
+    raise ValueError("attribute_guidance needs sample.guided_attributes, among "
+                     f"{captions.DROPPABLE}")
+  return tokenizer.encode_batch([captions.drop_attributes(p, kinds) for p in prompts], length)
 
 
 def _edit_start(edit, count: int) -> np.ndarray:

@@ -133,6 +133,25 @@ def test_guidance_combines_conditional_and_unconditional_in_one_batch():
   np.testing.assert_allclose(out, 3.0)  # 0 + 3 * (1 - 0)
 
 
+def test_attribute_guidance_adds_the_negative_prompts_pass_to_the_same_batch():
+  calls = []
+
+  def fn(x, t, text, *_):  # predicts each text's first token everywhere
+    calls.append(x.shape[0])
+    return text[:, 0, None, None, None, None].astype(jnp.float32) * jnp.ones_like(x)
+
+  x, t = jnp.zeros(SHAPE), jnp.zeros(2)
+  cond, uncond, negative = (jnp.full((2, 3), v, jnp.int32) for v in (3, 0, 1))
+  out = sampling.guided(fn, x, t, cond, uncond, 2.0, negative=negative, attribute_guidance=0.5)
+  np.testing.assert_allclose(out, 0 + 2 * (3 - 0) + 0.5 * (3 - 1))
+  out = sampling.guided(fn, x, t, cond, uncond, 1.0, negative=negative, attribute_guidance=0.5)
+  np.testing.assert_allclose(out, 3 + 0.5 * (3 - 1))
+  assert calls == [6, 4]
+  np.testing.assert_allclose(sampling.guided(fn, x, t, cond, uncond, 2.0, negative=negative), 6)
+  with pytest.raises(ValueError, match="negative"):
+    sampling.guided(fn, x, t, cond, uncond, 2.0, attribute_guidance=0.5)
+
+
 @pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
 @pytest.mark.parametrize("schedule", schedules.SCHEDULES)
 def test_prediction_conversion_inverts_target(prediction, schedule):
@@ -164,7 +183,7 @@ def test_schedules_run_from_clean_to_noise():
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(eta=-1.0), dict(schedule="nope"),
                                  dict(prediction="score"), dict(stagger=-0.5),
-                                 dict(time_group=0)])
+                                 dict(time_group=0), dict(attribute_guidance=-1.0)])
 def test_bad_sampler_settings_rejected(bad):
   with pytest.raises(ValueError):
     sampling.SamplerConfig(**bad)
