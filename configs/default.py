@@ -143,6 +143,9 @@ def get_config() -> ml_collections.ConfigDict:
   # data.attribute_dropout (sampling.guided)
   c.sample.attribute_guidance = 0.0
   c.sample.guided_attributes = "shape"
+  # attributes dropped from both prompts of that difference (e.g. "colour": what "square" changes
+  # in "a small square", where no colour pulls toward the shapes it was seen with)
+  c.sample.contrast_without = ""
   # 0: all frames denoised together; L > 0: frame group k starts k / (K - 1) * L of the chain
   # later than group 0 (needs diffusion.independent_time_prob > 0 in training)
   c.sample.stagger = 0.0

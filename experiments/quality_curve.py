@@ -1,7 +1,9 @@
 """Quality against training minutes: judge every checkpoint a run kept, plot the judge's figures.
 
   python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2] \
-      [--guidance G] [--attribute_guidance W] [--[no-]first_frame_pass] [--[no-]draft_image] [--vae DIR] [--steps 3000,3600] [--out NAME]
+      [--guidance G] [--attribute_guidance W [--guided_attributes shape]
+      [--contrast_without colour]] [--[no-]first_frame_pass] [--[no-]draft_image] [--vae DIR] \
+      [--steps 3000,3600] [--out NAME]
 
 For each checkpoint step in DIR, samples the held-out single-object plain prompts (the issue-4
 bar's prompts) and scores them with the shapes judge. Training minutes at a step are the sum of
@@ -115,7 +117,9 @@ def main():
   parser.add_argument("--num_prompts", type=int, default=32)
   parser.add_argument("--seeds", type=int, default=2)
   parser.add_argument("--guidance", type=float, help="default: the run's config")
-  parser.add_argument("--attribute_guidance", type=float, help="default: the run's config")
+  for name, kind in (("attribute_guidance", float), ("guided_attributes", str),
+                     ("contrast_without", str)):
+    parser.add_argument(f"--{name}", type=kind, help="default: the run's config")
   parser.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
                       help="default: the run's config")
   parser.add_argument("--draft_image", action=argparse.BooleanOptionalAction,
@@ -128,11 +132,14 @@ def main():
   args = parser.parse_args()
   points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae, only=args.steps,
                  guidance=args.guidance, first_frame_pass=args.first_frame_pass,
-                 attribute_guidance=args.attribute_guidance, draft_image=args.draft_image)
+                 attribute_guidance=args.attribute_guidance, draft_image=args.draft_image,
+                 guided_attributes=args.guided_attributes, contrast_without=args.contrast_without)
   base = os.path.join(args.workdir, args.out)
   with open(base + ".json", "w", encoding="utf-8") as f:
     json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
                "guidance": args.guidance, "attribute_guidance": args.attribute_guidance,
+               "guided_attributes": args.guided_attributes,
+               "contrast_without": args.contrast_without,
                "first_frame_pass": args.first_frame_pass, "draft_image": args.draft_image,
                "vae": args.vae,
                "points": points}, f, indent=2)

@@ -23,7 +23,8 @@ EXIT_USAGE = 2
 # sampler overrides of a run's config; shift: the schedule's shift while sampling (default: the
 # one it trained with)
 SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
-                 ("shift", float), ("attribute_guidance", float))
+                 ("shift", float), ("attribute_guidance", float),
+                 ("guided_attributes", str), ("contrast_without", str))
 # on / off overrides of the run's sample config (--x, --no-x; neither: the config's)
 SAMPLER_SWITCHES = (
     ("first_frame_pass", "draw the clip, keep its first frame, draw it again from that frame "

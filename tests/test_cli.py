@@ -126,10 +126,12 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
                                           ("--shift=0", "shift=0"),
                                           ("--attribute_guidance=-1", "attribute_guidance=-1"),
                                           ("--first_frame_pass", "needs a model trained with"),
-                                          ("--draft_image", "turn that on too")])
+                                          ("--draft_image", "turn that on too"),
+                                          ("--attribute_guidance=1 --guided_attributes=size",
+                                           "among ('colour', 'shape')")])
 def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
   out = tmp_path / "a.npy"
-  code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), flag)
+  code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), *flag.split())
   assert code == 2 and message in err and "Traceback" not in err and not out.exists()
 
 
@@ -167,6 +169,10 @@ def test_attribute_guidance_pushes_away_from_the_prompt_without_its_shape_word(t
     plain, guided = draw(prompt), draw(prompt, "--attribute_guidance", "3")
     assert np.array_equal(plain, draw(prompt, "--attribute_guidance", "0"))
     assert np.array_equal(plain, guided) != changes, prompt
+  # with the colour dropped from both prompts too: the shape word still makes the difference
+  without_colour = ("--attribute_guidance", "3", "--contrast_without", "colour")
+  for prompt, changes in [("a blue thing moves up", False), ("a blue square moves up", True)]:
+    assert np.array_equal(draw(prompt), draw(prompt, *without_colour)) != changes, prompt
 
 
 def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):

@@ -24,7 +24,7 @@ class SamplerConfig:
   steps: int = 50
   guidance: float = 1.0
   # weight of (pred(prompt) - pred(prompt without some attribute words)): the attribute's own
-  # effect strengthened against the rest of the prompt; needs the `negative` tokens
+  # effect strengthened against the rest of the prompt; needs the `contrast` tokens
   attribute_guidance: float = 0.0
   eta: float = 0.0
   frame_noise_corr: float = 0.0  # must match training (see noise.py)
@@ -99,20 +99,21 @@ def _per_frame(v, x):
 
 
 def guided(model_fn: Callable, x, t, cond, uncond, guidance: float, known=None, mask=None,
-           estimate=None, negative=None, attribute_guidance: float = 0.0):
+           estimate=None, contrast=None, attribute_guidance: float = 0.0):
   """Classifier-free guidance: conditional and unconditional passes in one batch (both see the
   known frames and the self-conditioning estimate, if any: guidance is on the text).
 
-  With `negative` (tokens of the prompt without some attribute words) and attribute_guidance w,
-  a third pass in the same batch adds w (pred_c - pred_negative): what those words alone change,
-  on top of the prompt's guidance (composable guidance, Liu et al. 2022)."""
+  With attribute_guidance w, `contrast` = (positive, negative) tokens: the prompt (positive None:
+  `cond` itself) and the prompt without some attribute words. Their passes join the batch and
+  w (pred_positive - pred_negative), what those words alone change, is added to the guided
+  prediction (composable guidance, Liu et al. 2022)."""
   texts = [cond]
   if guidance != 1.0:
     texts.append(uncond)
   if attribute_guidance:
-    if negative is None:
-      raise ValueError("attribute_guidance needs the negative prompts' tokens")
-    texts.append(negative)
+    if contrast is None:
+      raise ValueError("attribute_guidance needs the contrast prompts' tokens")
+    texts += [v for v in contrast if v is not None]
   extra = () if estimate is None else (estimate,)
   if len(texts) == 1:
     return model_fn(x, t, cond, known, mask, *extra)
@@ -120,24 +121,24 @@ def guided(model_fn: Callable, x, t, cond, uncond, guidance: float, known=None, 
   tile = lambda v: None if v is None else jnp.concatenate([v] * n)
   preds = model_fn(tile(x), tile(t), jnp.concatenate(texts), tile(known), tile(mask),
                    *map(tile, extra))
-  pred_c = preds[:b]
-  out = pred_c
+  pred_c = out = preds[:b]
   if guidance != 1.0:
     out = preds[b:2 * b] + guidance * (pred_c - preds[b:2 * b])
   if attribute_guidance:
-    out = out + attribute_guidance * (pred_c - preds[-b:])
+    positive = pred_c if contrast[0] is None else preds[-2 * b:-b]
+    out = out + attribute_guidance * (positive - preds[-b:])
   return out
 
 
 def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, known=None,
-           mask=None, *, start=None, strength: float = 1.0, negative=None):
+           mask=None, *, start=None, strength: float = 1.0, contrast=None):
   """Runs the DDIM chain from noise; call it under jit (the loop is a lax.fori_loop).
 
   model_fn(x [B, T, ...], t [B, T], text [B, L], known, mask) -> prediction; cond / uncond: text
   tokens [B, L]; known [B, T, ...] / mask [B, T]: frames given clean (None: text-to-video).
   start [B, T, ...]: a video to edit (SDEdit, Meng et al. 2022): it is noised to where the last
   `strength` of the chain begins and only that part runs; strength 1 ignores it, 0 returns it.
-  negative [B, L]: the prompts without the attribute words cfg.attribute_guidance strengthens.
+  contrast: (positive [B, L] or None, negative [B, L]) tokens for cfg.attribute_guidance (guided).
   """
   init_key, loop_key = jax.random.split(key)
   x = noise_lib.video_noise(init_key, shape, cfg.frame_noise_corr)
@@ -151,7 +152,7 @@ def sample(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond, kno
     x, estimate = carry  # estimate: the previous step's x0 (self-conditioning) or None
     t = jnp.broadcast_to(frame_times(cfg, i, shape[1]), shape[:2])
     s = jnp.broadcast_to(frame_times(cfg, i + 1, shape[1]), shape[:2])
-    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance, known, mask, estimate, negative,
+    pred = guided(model_fn, x, t, cond, uncond, cfg.guidance, known, mask, estimate, contrast,
                   cfg.attribute_guidance)
     noise = noise_lib.video_noise(jax.random.fold_in(loop_key, i), shape, cfg.frame_noise_corr)
     if estimate is not None:
@@ -174,7 +175,7 @@ def edit_first_step(cfg: SamplerConfig, strength: float) -> int:
 
 
 def sample_via_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond,
-                           negative=None):
+                           contrast=None):
   """Emu Video's factorisation with one model: draw the clip, keep its first frame, then draw the
   clip again knowing that frame. The second pass is image-to-video, where the caption alone says
   where things go next, which a model trained with known frames follows far better than it
@@ -182,10 +183,10 @@ def sample_via_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, c
   k_draft, k_final = jax.random.split(key)
   if cfg.draft_image:  # a model trained on images too (train.image_batch) draws frame 0 alone
     first = sample(model_fn, cfg, k_draft, (shape[0], 1) + tuple(shape[2:]), cond, uncond,
-                   negative=negative)
+                   contrast=contrast)
     draft = jnp.zeros(shape, first.dtype).at[:, :1].set(first)
   else:
-    draft = sample(model_fn, cfg, k_draft, shape, cond, uncond, negative=negative)
+    draft = sample(model_fn, cfg, k_draft, shape, cond, uncond, contrast=contrast)
   mask = jnp.zeros(shape[:2], jnp.float32).at[:, 0].set(1.0)
   return sample(model_fn, cfg, k_final, shape, cond, uncond, known=draft, mask=mask,
-                negative=negative)
+                contrast=contrast)

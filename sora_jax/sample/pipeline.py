@@ -60,20 +60,20 @@ def decoding_vae(config, override: str | None = None) -> str:
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames",
                                              "strength"))
-def sample_videos(params, text, uncond, key, frozen, start=None, negative=None, *, graphdef,
+def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, *, graphdef,
                   cfg: sampling.SamplerConfig, shape, latent=None, frames=None, strength=1.0):
   """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
   [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips.
   `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample);
-  `negative`: tokens of the prompts without the attribute words cfg.attribute_guidance weighs."""
+  `contrast`: the token pair cfg.attribute_guidance weighs (contrast_prompts)."""
   model = nnx.merge(graphdef, params)
   if start is not None:
     start = start if latent is None else latent.encode(frozen, start)
     out = sampling.sample(model, cfg, key, shape, text, uncond, start=start, strength=strength,
-                          negative=negative)
+                          contrast=contrast)
   else:
     run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
-    out = run(model, cfg, key, shape, text, uncond, negative=negative)
+    out = run(model, cfg, key, shape, text, uncond, contrast=contrast)
   return out if latent is None else latent.decode(frozen, out, frames)
 
 
@@ -106,8 +106,8 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
-             edit=None, strength: float = 1.0, attribute_guidance=None,
-             draft_image=None) -> np.ndarray:
+             edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
+             contrast_without=None, draft_image=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
@@ -139,21 +139,31 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   length = d.text_len + 1
   text = tokenizer.encode_batch(prompts, length)
   uncond = np.asarray(step_lib.null_text(len(prompts), length))
-  negative = negative_prompts(gen.config, prompts, length) if cfg.attribute_guidance else None
-  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start, negative,
+  contrast = None
+  if cfg.attribute_guidance:
+    contrast = contrast_prompts(gen.config, prompts, length, guided=guided_attributes,
+                                without=contrast_without)
+  out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start, contrast,
                       graphdef=gen.graphdef, cfg=cfg, shape=(len(prompts),) + dims,
                       latent=gen.latent, frames=frames, strength=float(strength))
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
 
 
-def negative_prompts(config, prompts, length: int) -> np.ndarray:
-  """Tokens of the prompts without the words of config.sample.guided_attributes (comma-separated,
-  among captions.DROPPABLE): what attribute guidance pushes away from."""
-  kinds = [k for k in config.sample.get("guided_attributes", "shape").split(",") if k]
-  if not kinds:
-    raise ValueError("attribute_guidance needs sample.guided_attributes, among "
+def contrast_prompts(config, prompts, length: int, *, guided=None, without=None):
+  """(positive, negative) tokens for attribute guidance: the prompts without the words of
+  `without` (None when it names none: the prompts themselves), and without those of `guided`
+  too. Both comma-separated, among captions.DROPPABLE; None: config.sample.contrast_without /
+  guided_attributes."""
+  kinds = lambda given, key, default: [
+      k for k in (config.sample.get(key, default) if given is None else given).split(",") if k]
+  guided = kinds(guided, "guided_attributes", "shape")
+  without = kinds(without, "contrast_without", "")
+  if not guided:
+    raise ValueError(f"attribute_guidance needs sample.guided_attributes, among "
                      f"{captions.DROPPABLE}")
-  return tokenizer.encode_batch([captions.drop_attributes(p, kinds) for p in prompts], length)
+  encode = lambda drop: tokenizer.encode_batch(
+      [captions.drop_attributes(p, drop) for p in prompts], length)
+  return (encode(without) if without else None), encode(without + guided)
 
 
 def _edit_start(edit, count: int) -> np.ndarray:

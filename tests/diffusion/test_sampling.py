@@ -133,7 +133,7 @@ def test_guidance_combines_conditional_and_unconditional_in_one_batch():
   np.testing.assert_allclose(out, 3.0)  # 0 + 3 * (1 - 0)
 
 
-def test_attribute_guidance_adds_the_negative_prompts_pass_to_the_same_batch():
+def test_attribute_guidance_adds_the_contrast_prompts_passes_to_the_same_batch():
   calls = []
 
   def fn(x, t, text, *_):  # predicts each text's first token everywhere
@@ -141,15 +141,16 @@ def test_attribute_guidance_adds_the_negative_prompts_pass_to_the_same_batch():
     return text[:, 0, None, None, None, None].astype(jnp.float32) * jnp.ones_like(x)
 
   x, t = jnp.zeros(SHAPE), jnp.zeros(2)
-  cond, uncond, negative = (jnp.full((2, 3), v, jnp.int32) for v in (3, 0, 1))
-  out = sampling.guided(fn, x, t, cond, uncond, 2.0, negative=negative, attribute_guidance=0.5)
-  np.testing.assert_allclose(out, 0 + 2 * (3 - 0) + 0.5 * (3 - 1))
-  out = sampling.guided(fn, x, t, cond, uncond, 1.0, negative=negative, attribute_guidance=0.5)
-  np.testing.assert_allclose(out, 3 + 0.5 * (3 - 1))
-  assert calls == [6, 4]
-  np.testing.assert_allclose(sampling.guided(fn, x, t, cond, uncond, 2.0, negative=negative), 6)
-  with pytest.raises(ValueError, match="negative"):
-    sampling.guided(fn, x, t, cond, uncond, 2.0, attribute_guidance=0.5)
+  cond, uncond, positive, negative = (jnp.full((2, 3), v, jnp.int32) for v in (3, 0, 7, 1))
+  guided = lambda g, contrast, w=0.5: sampling.guided(fn, x, t, cond, uncond, g,
+                                                      contrast=contrast, attribute_guidance=w)
+  np.testing.assert_allclose(guided(2.0, (None, negative)), 0 + 2 * (3 - 0) + 0.5 * (3 - 1))
+  np.testing.assert_allclose(guided(1.0, (None, negative)), 3 + 0.5 * (3 - 1))
+  np.testing.assert_allclose(guided(2.0, (positive, negative)), 6 + 0.5 * (7 - 1))
+  assert calls == [6, 4, 8]
+  np.testing.assert_allclose(guided(2.0, (positive, negative), w=0.0), 6)
+  with pytest.raises(ValueError, match="contrast"):
+    guided(2.0, None)
 
 
 @pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
