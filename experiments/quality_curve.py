@@ -1,9 +1,11 @@
 """Quality against training minutes: judge every checkpoint a run kept, plot the judge's figures.
 
   python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2] \
-      [--guidance G] [--attribute_guidance W [--guided_attributes shape]
-      [--contrast_without colour]] [--[no-]first_frame_pass] [--[no-]draft_image] [--vae DIR] \
-      [--steps 3000,3600] [--out NAME]
+      [--guidance G] [--eta E] [--shift F] [--attribute_guidance W ...] [--[no-]first_frame_pass] \
+      [--[no-]draft_image] [--vae DIR] [--steps 3000,3600] [--out NAME]
+
+Sampler flags are `sora-jax eval`'s (cli.SAMPLER_FLAGS, SAMPLER_SWITCHES) but --steps, which
+here picks the checkpoints to judge.
 
 For each checkpoint step in DIR, samples the held-out single-object plain prompts (the issue-4
 bar's prompts) and scores them with the shapes judge. Training minutes at a step are the sum of
@@ -20,11 +22,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sora_jax import cli  # noqa: E402
 from sora_jax.eval import run as eval_run  # noqa: E402
 from sora_jax.sample import pipeline  # noqa: E402
 from sora_jax.train import checkpoint  # noqa: E402
 
 FIELDS = eval_run.FIELDS
+SAMPLER_FLAGS = tuple(f for f in cli.SAMPLER_FLAGS if f[0] != "steps")
 BARS = {"presence": 0.95, "colour": 0.95, "shape": 0.85, "direction": 0.90}  # issue 4
 COLOURS = {"presence": "#444444", "colour": "#d62728", "shape": "#2ca02c", "size": "#9467bd",
            "direction": "#1f77b4"}
@@ -116,33 +120,25 @@ def main():
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--num_prompts", type=int, default=32)
   parser.add_argument("--seeds", type=int, default=2)
-  parser.add_argument("--guidance", type=float, help="default: the run's config")
-  for name, kind in (("attribute_guidance", float), ("guided_attributes", str),
-                     ("contrast_without", str)):
+  # `sora-jax eval`'s sampler overrides, but --steps: here it picks checkpoints
+  for name, kind in SAMPLER_FLAGS:
     parser.add_argument(f"--{name}", type=kind, help="default: the run's config")
-  parser.add_argument("--first_frame_pass", action=argparse.BooleanOptionalAction,
-                      help="default: the run's config")
-  parser.add_argument("--draft_image", action=argparse.BooleanOptionalAction,
-                      help="default: the run's config")
+  for name, text in cli.SAMPLER_SWITCHES:
+    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction,
+                        help=f"{text}; default: the run's config")
   parser.add_argument("--vae", help="a latent DiT: decode with this VAE (as `sora-jax eval --vae`)")
   parser.add_argument("--steps", type=lambda text: [int(v) for v in text.split(",")],
                       help="comma-separated checkpoint steps to judge (default: every kept one)")
   parser.add_argument("--out", default="quality_curve",
                       help="file name (no extension) in --workdir for the .json / .md / .svg")
   args = parser.parse_args()
+  sampler = {name: getattr(args, name) for name, _ in SAMPLER_FLAGS + cli.SAMPLER_SWITCHES}
   points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae, only=args.steps,
-                 guidance=args.guidance, first_frame_pass=args.first_frame_pass,
-                 attribute_guidance=args.attribute_guidance, draft_image=args.draft_image,
-                 guided_attributes=args.guided_attributes, contrast_without=args.contrast_without)
+                 **sampler)
   base = os.path.join(args.workdir, args.out)
   with open(base + ".json", "w", encoding="utf-8") as f:
     json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
-               "guidance": args.guidance, "attribute_guidance": args.attribute_guidance,
-               "guided_attributes": args.guided_attributes,
-               "contrast_without": args.contrast_without,
-               "first_frame_pass": args.first_frame_pass, "draft_image": args.draft_image,
-               "vae": args.vae,
-               "points": points}, f, indent=2)
+               **sampler, "vae": args.vae, "points": points}, f, indent=2)
   table = markdown(points)
   with open(base + ".md", "w", encoding="utf-8") as f:
     f.write(table + "\n")
