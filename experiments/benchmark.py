@@ -38,10 +38,11 @@ def timed(fn, repeats):
   return float(np.median(times))
 
 
-def matmul_peak(n=2048, repeats=5):
-  """f32 FLOP/s of an n x n matmul: the reference the train step is compared with."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  dot = jax.jit(lambda a: a @ a)
+def matmul_peak(n=2048, repeats=5, dtype=jnp.float32):
+  """FLOP/s of an n x n matmul (inputs in `dtype`, f32 accumulation): the reference the train
+  step is compared with."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+  dot = jax.jit(lambda a: jnp.dot(a, a, preferred_element_type=jnp.float32))
   return 2 * n**3 / timed(lambda: dot(a), repeats)
 
 
