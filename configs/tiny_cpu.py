@@ -24,8 +24,8 @@ def get_config():
   # against 0.47, 0.72 (README, "The demo model").
   c.data.num_train = 10_000
   c.train.steps = 1_600
-  # Self-conditioning (shapes_latent's since 2026-12-02) costs 1.25x a step: 1,800 steps of it
-  # would take the demo past its 20 minutes, so the demo trains without it, as measured.
+  # Self-conditioning (shapes_latent's since 2026-12-02) costs 1.25x a step, which would take
+  # the demo past its 20 minutes, so the demo trains without it.
   c.model.self_condition = False
   c.train.checkpoint_every = 600
   c.train.max_to_keep = 3

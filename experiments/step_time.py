@@ -24,7 +24,7 @@ from sora_jax import configlib  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
-  """"w192=model.width=192,model.depth=3" -> ("w192", ["--config.model.width=192", ...])."""
+  """Splits NAME=KEY=VALUE[,KEY=VALUE...] into NAME and its --config.KEY=VALUE flags."""
   name, _, overrides = text.partition("=")
   if not name:
     raise SystemExit(f"--variant {text!r}: must be NAME=KEY=VALUE[,KEY=VALUE...] or NAME=")
