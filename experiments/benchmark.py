@@ -7,7 +7,6 @@ timed in the same process, so the ratio is a utilisation figure for this machine
 """
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -19,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments import results_io  # noqa: E402
 from sora_jax import configlib  # noqa: E402
 from sora_jax.data import tokenizer  # noqa: E402
 from sora_jax.models import flops, latents  # noqa: E402
@@ -124,10 +124,7 @@ def main():
   print("| " + " | ".join(row) + " |\n|" + "---|" * len(row))
   print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values())
         + " |")
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    json.dump(row, f, indent=2)
-  print(f"saved {args.out}")
+  results_io.save_json(row, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import results_io  # noqa: E402
 from sora_jax.data import pipeline as data_pipeline, shapes, tokenizer  # noqa: E402
 from sora_jax.eval import judge  # noqa: E402
 from sora_jax.models import latents  # noqa: E402
@@ -109,10 +110,7 @@ def main():
   args = p.parse_args()
   result = probe(args.workdir, args.step, args.vaes.split(","),
                  [float(s) for s in args.strengths.split(",")], args.clips)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  print(f"saved {args.out}")
+  results_io.save_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ The figures are the prompted shapes the judge reads right, per shape, at each ga
 
 import argparse
 import collections
-import json
 import os
 import sys
 
@@ -21,6 +20,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import results_io  # noqa: E402
 from sora_jax.data import captions, tokenizer  # noqa: E402
 from sora_jax.eval import judge, run  # noqa: E402
 from sora_jax.sample import pipeline, video_io  # noqa: E402
@@ -72,12 +72,9 @@ def main():
   print("| latent gain | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
   for gain, row in result.items():
     print(f"| {gain:g} | " + " | ".join(f"{row[n][0]} / {row[n][1]}" for n in names) + " |")
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    json.dump({"workdir": args.workdir, "step": gen.step, "prompts": len(prompts),
-               "seeds": args.seeds, "shapes_by_gain": {str(k): v for k, v in result.items()}},
-              f, indent=2)
-  print(f"saved {args.out}")
+  results_io.save_json({"workdir": args.workdir, "step": gen.step, "prompts": len(prompts),
+                        "seeds": args.seeds,
+                        "shapes_by_gain": {str(k): v for k, v in result.items()}}, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ one that keeps them puts the blame on the DiT. `--kind` picks the error, of size
 
 import argparse
 import collections
-import json
 import os
 import sys
 
@@ -23,6 +22,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import results_io  # noqa: E402
 from sora_jax.data import pipeline, shapes  # noqa: E402
 from sora_jax.eval import judge  # noqa: E402
 from sora_jax.models import latents  # noqa: E402
@@ -81,10 +81,7 @@ def main():
   print(f"| latent {args.kind} | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
   for sigma, row in result.items():
     print(f"| {sigma:g} | " + " | ".join(f"{row[n][0]} / {row[n][1]}" for n in names) + " |")
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    json.dump({str(k): v for k, v in result.items()}, f, indent=2)
-  print(f"saved {args.out}")
+  results_io.save_json({str(k): v for k, v in result.items()}, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ JSON also holds the f32 and bf16 FLOP/s of a large matmul measured in the same p
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import benchmark  # noqa: E402
+from experiments import benchmark, results_io  # noqa: E402
 from sora_jax import configlib  # noqa: E402
 
 
@@ -43,15 +42,16 @@ def main():
   args = p.parse_args()
   variants = dict(parse_variant(v) for v in args.variant)
   configs = {name: configlib.load(args.config, overrides) for name, overrides in variants.items()}
+  for config in configs.values():
+    if args.latent_cache:
+      config.data.latent_cache = args.latent_cache
   seconds = {name: [] for name in variants}
   for _ in range(args.rounds):
     for name, config in configs.items():
-      if args.latent_cache:
-        config.data.latent_cache = args.latent_cache
       s, _ = benchmark.train_step_time(config, args.steps, cached=bool(args.latent_cache))
       seconds[name].append(round(s, 4))
       print(f"{name}: {seconds[name]}", flush=True)
-  matmul = {str(dt.__name__): benchmark.matmul_peak(dtype=dt) / 1e9
+  matmul = {dt.__name__: benchmark.matmul_peak(dtype=dt) / 1e9
             for dt in (jnp.float32, jnp.bfloat16)}
   print("| variant | overrides | seconds a step, each round |\n|---|---|---|")
   for name, overrides in variants.items():
@@ -60,10 +60,7 @@ def main():
   row = {"config": args.config, "latent_cache": args.latent_cache, "steps": args.steps,
          "variants": {k: " ".join(v) for k, v in variants.items()}, "seconds": seconds,
          "matmul_gflops": matmul}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    json.dump(row, f, indent=2)
-  print(f"saved {args.out}")
+  results_io.save_json(row, args.out)
 
 
 if __name__ == "__main__":
