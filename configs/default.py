@@ -31,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
   # each of a training caption's colour and shape words is dropped with this probability
   # (captions.drop_attributes), so the model learns what each word alone asks for
   c.data.attribute_dropout = 0.0
+  # how often training draws each caption register (short, plain, detailed); equal: uniform
+  c.data.register_weights = (1.0, 1.0, 1.0)
 
   c.model = ml_collections.ConfigDict()
   c.model.width = 384
@@ -98,7 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.schedule = "cosine"  # cosine | linear | rectified_flow
   c.diffusion.shift = 1.0  # >1 moves time toward noise (resolution shift)
   c.diffusion.prediction = "v"  # v | eps | x0 | flow
-  c.diffusion.loss_weighting = "min_snr"  # none | min_snr
+  c.diffusion.loss_weighting = "min_snr"  # none | x0 | min_snr | velocity (objectives.loss_weight)
   c.diffusion.min_snr_gamma = 5.0
   c.diffusion.caption_dropout = 0.1
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
@@ -154,6 +156,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.first_frame_pass = False
   # that first frame drawn alone, as an image (a model trained with train.image_batch > 0)
   c.sample.draft_image = False
+  # rewrite prompts in the detailed register (captions.expand_prompt) before the model reads them
+  c.sample.expand_prompts = False
   # a VAE to decode (and encode) with instead of model.vae_workdir's: one whose decoder was tuned
   # on the same encoder (`vae.train_parts = "decoder"`), so the latent stats must match
   c.sample.vae_workdir = ""

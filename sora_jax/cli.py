@@ -30,7 +30,9 @@ SAMPLER_SWITCHES = (
     ("first_frame_pass", "draw the clip, keep its first frame, draw it again from that frame "
                          "(models trained with model.known_frames)"),
     ("draft_image", "with the first-frame pass: draw that frame alone, as an image (models "
-                    "trained with train.image_batch)"))
+                    "trained with train.image_batch)"),
+    ("expand_prompts", "rewrite each prompt in the detailed register the model trained on "
+                       "(captions.expand_prompt) before sampling"))
 DEFAULT_EDIT_STRENGTH = 0.6
 
 

@@ -187,6 +187,27 @@ def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):
   assert half.shape == clip.shape and not np.array_equal(half, clip)
 
 
+def test_expand_prompts_hands_the_model_the_detailed_register(trained, tmp_path, monkeypatch):
+  from sora_jax.data import captions
+  from sora_jax.sample import pipeline
+  read = []  # what the model's text encoder is given
+  encode = pipeline.tokenizer.encode_batch
+  monkeypatch.setattr(pipeline.tokenizer, "encode_batch",
+                      lambda texts, length: read.append(list(texts)) or encode(texts, length))
+  prompt = "a small red circle moves left"
+  out = str(tmp_path / "o.npy")
+  assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", prompt,
+                   "--out", out, "--expand_prompts"]) == 0
+  assert read == [[captions.expand_prompt(prompt)]]
+  assert captions.parse_prompt(read[0][0])[0]["colour"] == "red"
+  gen = pipeline.load(str(trained))
+  pipeline.generate(gen, [prompt], steps=2)  # the config's default: as given
+  gen.config.sample.expand_prompts = True
+  pipeline.generate(gen, [prompt], steps=2)
+  pipeline.generate(gen, [prompt], steps=2, expand_prompts=False)
+  assert read[1:] == [[prompt], [captions.expand_prompt(prompt)], [prompt]]
+
+
 def test_edit_skips_the_first_frame_pass_the_config_asks_for(trained):
   from sora_jax.sample import pipeline
   gen = pipeline.load(str(trained))

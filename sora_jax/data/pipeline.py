@@ -36,17 +36,23 @@ class DecodeVideo(grain.transforms.Map):
 
 
 class TokenizeRandomCaption(grain.transforms.RandomMap):
-  """Picks one caption register at random, drops each of its colour and shape words with
+  """Picks one caption register at random (uniformly, or with `register_weights` in the order
+  of captions.REGISTERS), drops each of its colour and shape words with
   probability `attribute_dropout` (captions.drop_attributes), and tokenizes it to int32 [length]."""
 
-  def __init__(self, length: int, attribute_dropout: float = 0.0):
+  def __init__(self, length: int, attribute_dropout: float = 0.0, register_weights=()):
     if not 0.0 <= attribute_dropout <= 1.0:
       raise ValueError(f"data.attribute_dropout={attribute_dropout!r}; must be in [0, 1]")
     self.length = length
     self.attribute_dropout = attribute_dropout
+    self.register_p = register_probabilities(register_weights)
 
   def random_map(self, example, rng: np.random.Generator):
-    text = example[CAPTION_KEYS[rng.integers(len(CAPTION_KEYS))]]
+    if self.register_p is None:  # the uniform draw of runs before register weights existed
+      register = rng.integers(len(CAPTION_KEYS))
+    else:
+      register = rng.choice(len(CAPTION_KEYS), p=self.register_p)
+    text = example[CAPTION_KEYS[register]]
     if isinstance(text, bytes):
       text = text.decode("utf-8")
     if self.attribute_dropout:  # no draw without it: a seed's captions stay as they were
@@ -54,6 +60,17 @@ class TokenizeRandomCaption(grain.transforms.RandomMap):
       text = captions.drop_attributes(text, [k for k, d in zip(captions.DROPPABLE, drop) if d])
     clip = {k: example[k] for k in ("video", "latent") if k in example}
     return {**clip, "text": tokenizer.encode(text, self.length)}
+
+
+def register_probabilities(weights) -> np.ndarray | None:
+  """data.register_weights (one per captions.REGISTERS) as probabilities, or None when they are
+  equal (or absent): the uniform draw, which keeps older runs' captions. A clear error for a
+  wrong count, a negative weight or all zeros."""
+  w = np.asarray(weights or (1.0,) * len(captions.REGISTERS), np.float64)
+  if w.shape != (len(captions.REGISTERS),) or (w < 0).any() or w.sum() <= 0:
+    raise ValueError(f"data.register_weights={tuple(weights)!r}; give {len(captions.REGISTERS)} "
+                     f"weights >= 0, not all zero, for {', '.join(captions.REGISTERS)}")
+  return None if (w == w[0]).all() else w / w.sum()
 
 
 def data_source(data_cfg, split: str):
@@ -104,7 +121,8 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
   ds = ds.shuffle().repeat()
   ds = ds.map(latent_cache.DecodeLatent() if cache else DecodeVideo())
   ds = ds.random_map(TokenizeRandomCaption(data_cfg.text_len + 1,
-                                           float(data_cfg.get("attribute_dropout", 0.0))))
+                                           float(data_cfg.get("attribute_dropout", 0.0)),
+                                           tuple(data_cfg.get("register_weights", ()))))
   ds = ds.batch(local_batch, drop_remainder=True)
   # Bounded read-ahead: the default buffer of 500 elements would hold 500 batches.
   ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from sora_jax.diffusion import schedules
 
 PREDICTIONS = ("v", "eps", "x0", "flow")
-WEIGHTINGS = ("none", "min_snr", "velocity")
+WEIGHTINGS = ("none", "x0", "min_snr", "velocity")
 _MIN_SIGMA = 0.05  # floor of the noise level in the velocity weighting (as in JiT)
 _TINY = 1e-8
 
@@ -66,7 +66,10 @@ def x0_error_scale(prediction, alpha, sigma):
 def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   """Per-example weight of the squared prediction error.
 
-  none: the prediction's own squared error. min_snr (Hang et al. 2023) weighs the x0 error by
+  none: the prediction's own squared error. x0: the x0 error whatever the prediction, so a v or
+  eps model trains on the loss an x0 model does but keeps the skip connection its parametrisation
+  gives (x0_hat = alpha x_t - sigma v: a nearly clean input is copied, not redrawn; Karras et al.
+  2022 precondition the same way). min_snr (Hang et al. 2023) weighs the x0 error by
   min(SNR, gamma). velocity: the squared error of the implied flow velocity eps - x0, the loss that
   lets an x0-predicting model with large patches learn (Li & He 2025, "Back to Basics"). Both are
   carried into the prediction's own space through `x0_error_scale`, so they mean the same for
@@ -75,6 +78,8 @@ def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   check(prediction, weighting)
   if weighting == "none":
     return jnp.ones_like(jnp.asarray(alpha))
+  if weighting == "x0":
+    return x0_error_scale(prediction, alpha, sigma) ** 2
   if weighting == "velocity":
     flow_scale = x0_error_scale("flow", alpha, jnp.maximum(sigma, _MIN_SIGMA))
     return (x0_error_scale(prediction, alpha, sigma) / flow_scale) ** 2

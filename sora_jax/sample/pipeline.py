@@ -107,8 +107,11 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
-             contrast_without=None, draft_image=None) -> np.ndarray:
+             contrast_without=None, draft_image=None, expand_prompts=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
+
+  expand_prompts (None: config.sample.expand_prompts): the model sees each prompt rewritten in
+  the detailed register it trained on (captions.expand_prompt, the recaptioner's hook).
 
   edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
   editing, the clip noised to `strength` of the chain and denoised toward each prompt (its size
@@ -116,6 +119,8 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   prompts = [tokenizer.check_prompt(p) for p in prompts]
   if not prompts:
     raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
+  if gen.config.sample.get("expand_prompts", False) if expand_prompts is None else expand_prompts:
+    prompts = [captions.expand_prompt(p) for p in prompts]
   start = None
   if edit is not None:  # the clip sets the size and gives every frame: no first-frame pass
     start = _edit_start(edit, len(prompts))

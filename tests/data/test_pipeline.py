@@ -120,9 +120,10 @@ def test_orbax_checkpoints_the_iterator(cfg, tmp_path):
   assert_same_batches(take(fresh, 3), expected)
 
 
-def _captions(cfg, dropout, batches=6):
+def _captions(cfg, dropout, batches=6, register_weights=()):
   c = ml_collections.ConfigDict(cfg.to_dict())
   c.attribute_dropout = dropout
+  c.register_weights = register_weights
   c.text_len = 200  # whole detailed captions
   data = take(iter(pipeline.train_dataset(c, batch_size=8, seed=3)), batches)
   return [tokenizer.decode(t) for b in data for t in b["text"]]
@@ -142,6 +143,24 @@ def test_attribute_dropout_drops_colour_and_shape_words_by_seed(cfg):
   assert not any(colour(t) or shaped(t) for t in _captions(cfg, 1.0, batches=2))
   with pytest.raises(ValueError, match="attribute_dropout=1.5"):
     _captions(cfg, 1.5)
+
+
+def _register(text: str) -> str:
+  """Which register a training caption came from, by its templates (captions.TEMPLATES)."""
+  if "black background" in text:
+    return "detailed"
+  return "plain" if text.startswith("a ") else "short"
+
+
+def test_register_weights_choose_which_captions_train(cfg):
+  registers = lambda weights: {_register(t) for t in _captions(cfg, 0.0, 2, weights)}
+  assert registers((0, 1, 0)) == {"plain"}
+  assert registers((1, 1, 0)) == {"short", "plain"}
+  assert registers(()) == registers((2, 2, 2)) == set(captions.REGISTERS)
+  assert _captions(cfg, 0.0, 2, (2, 2, 2)) == _captions(cfg, 0.0, 2)  # equal: the uniform draw
+  for bad in [(1, 1), (1, -1, 1), (0, 0, 0)]:
+    with pytest.raises(ValueError, match="register_weights"):
+      pipeline.register_probabilities(bad)
 
 
 def test_bad_arguments(cfg, tmp_path):

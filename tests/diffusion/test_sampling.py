@@ -174,6 +174,19 @@ def test_min_snr_weight_is_the_same_x0_weight_for_every_prediction(prediction):
   np.testing.assert_allclose(w_x0, jnp.minimum(schedules.snr(alpha, sigma), 5.0), rtol=1e-4)
 
 
+@pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
+def test_x0_weighting_turns_every_prediction_loss_into_the_x0_loss(prediction):
+  k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
+  x0, eps = jax.random.normal(k1, (6, 5)), jax.random.normal(k2, (6, 5))
+  alpha, sigma = schedules.alpha_sigma("cosine", jnp.linspace(0.05, 0.95, 6))
+  x_t = objectives.noisy(x0, eps, alpha, sigma)
+  pred = objectives.target(prediction, x0, eps, alpha, sigma) + 0.1 * jax.random.normal(k3, x0.shape)
+  x0_hat, _ = objectives.to_x0_eps(prediction, pred, x_t, alpha, sigma)
+  err = jnp.mean((pred - objectives.target(prediction, x0, eps, alpha, sigma)) ** 2, axis=1)
+  weighted = objectives.loss_weight(prediction, "x0", alpha, sigma) * err
+  np.testing.assert_allclose(weighted, jnp.mean((x0_hat - x0) ** 2, axis=1), rtol=1e-4)
+
+
 def test_schedules_run_from_clean_to_noise():
   for name in schedules.SCHEDULES:
     a0, s0 = schedules.alpha_sigma(name, 0.0)
