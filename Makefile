@@ -26,12 +26,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests -n 2 --dist loadgroup
 
 # The demo's DiT denoises latents of the shipped VAE (assets/vae_tiny): encode the clips once.
+# Each phase prints the clock as it starts, so a slow demo shows where its minutes went.
 demo: $(STAMP)
+	@date +"[%T] encode-latents"
 	$(BIN)/sora-jax encode-latents --config=configs/tiny_cpu.py
+	@date +"[%T] train"
 	$(BIN)/sora-jax train --config=configs/tiny_cpu.py --workdir=$(DEMO_DIR)
+	@date +"[%T] sample"
 	$(BIN)/sora-jax sample --workdir=$(DEMO_DIR) --prompts configs/demo_prompts.txt \
 	  --out $(DEMO_DIR)/samples --format mp4
+	@date +"[%T] eval"
 	$(BIN)/sora-jax eval --workdir=$(DEMO_DIR)
+	@date +"[%T] done"
 	@echo "demo samples: $(abspath $(DEMO_DIR))/samples (*.mp4, sheet.png)"
 
 vae: $(STAMP)
