@@ -119,7 +119,9 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   prompts = [tokenizer.check_prompt(p) for p in prompts]
   if not prompts:
     raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
-  if gen.config.sample.get("expand_prompts", False) if expand_prompts is None else expand_prompts:
+  if expand_prompts is None:
+    expand_prompts = gen.config.sample.get("expand_prompts", False)
+  if expand_prompts:
     prompts = [captions.expand_prompt(p) for p in prompts]
   start = None
   if edit is not None:  # the clip sets the size and gives every frame: no first-frame pass
