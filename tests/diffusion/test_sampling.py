@@ -180,9 +180,10 @@ def test_x0_weighting_turns_every_prediction_loss_into_the_x0_loss(prediction):
   x0, eps = jax.random.normal(k1, (6, 5)), jax.random.normal(k2, (6, 5))
   alpha, sigma = schedules.alpha_sigma("cosine", jnp.linspace(0.05, 0.95, 6))
   x_t = objectives.noisy(x0, eps, alpha, sigma)
-  pred = objectives.target(prediction, x0, eps, alpha, sigma) + 0.1 * jax.random.normal(k3, x0.shape)
+  target = objectives.target(prediction, x0, eps, alpha, sigma)
+  pred = target + 0.1 * jax.random.normal(k3, x0.shape)
   x0_hat, _ = objectives.to_x0_eps(prediction, pred, x_t, alpha, sigma)
-  err = jnp.mean((pred - objectives.target(prediction, x0, eps, alpha, sigma)) ** 2, axis=1)
+  err = jnp.mean((pred - target) ** 2, axis=1)
   weighted = objectives.loss_weight(prediction, "x0", alpha, sigma) * err
   np.testing.assert_allclose(weighted, jnp.mean((x0_hat - x0) ** 2, axis=1), rtol=1e-4)
 
