@@ -132,6 +132,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.log_every = 50
   c.train.checkpoint_every = 1_000
   c.train.max_to_keep = 3
+  # wall-clock minutes a `sora-jax train` call may take, setup and compile included (0: no limit):
+  # past it the run checkpoints and stops like a preemption; calling again resumes it
+  c.train.time_limit_minutes = 0.0
   # first frames of this many of the batch's clips also trained as images (T = 1) each step:
   # one model for images and videos; needs model.patch[0] = 1
   c.train.image_batch = 0

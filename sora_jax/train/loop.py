@@ -1,4 +1,5 @@
-"""The training loop: set up (or resume) a run, step it, log, checkpoint, stop cleanly on SIGTERM."""
+"""The training loop: set up (or resume) a run, step it, log, checkpoint, stop cleanly on SIGTERM
+or at a time limit."""
 
 import dataclasses
 import functools
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from sora_jax.data import latent_cache, pipeline, shapes
 from sora_jax.parallel import mesh as mesh_lib
@@ -145,9 +147,12 @@ def save_config(config, workdir) -> None:
 
 def train(config, workdir, *, stop_at: int | None = None, progress: bool = True):
   """Trains to `train.steps` (or to `stop_at`, as a preemption would), resuming if possible.
+  With `train.time_limit_minutes` it stops, checkpointed, at the first step past that much wall
+  time since this call began: a demo or a shared machine gets a run that ends on time.
 
   Returns the final TrainState.
   """
+  deadline = time_limit_deadline(config.train.get("time_limit_minutes", 0.0))
   run = setup(config, workdir)
   is_main = jax.process_index() == 0
   if is_main:
@@ -155,7 +160,7 @@ def train(config, workdir, *, stop_at: int | None = None, progress: bool = True)
   writer = metrics.MetricWriter(workdir) if is_main else None
   try:
     with SigtermFlag() as sigterm:
-      _loop(run, writer, sigterm, stop_at, progress and is_main)
+      _loop(run, writer, sigterm, stop_at, progress and is_main, deadline)
   finally:
     run.ckpt.close()
     if writer:
@@ -182,7 +187,27 @@ def vae_latent_stats(run: Run) -> dict:
   return latents.channel_stats(np.concatenate(means))
 
 
-def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool) -> None:
+def time_limit_deadline(minutes) -> float | None:
+  """The time.monotonic() at which a run given `minutes` (train.time_limit_minutes) stops."""
+  if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes >= 0):
+    raise ValueError(f"train.time_limit_minutes={minutes!r}; must be >= 0 (0: no limit)")
+  return time.monotonic() + 60.0 * minutes if minutes else None
+
+
+def out_of_time(deadline, done: int, log_every: int) -> bool:
+  """Whether the run is past its deadline. Processes agree on process 0's clock, at logged steps
+  only (a collective), so they all stop at the same step."""
+  if deadline is None:
+    return False
+  if jax.process_count() == 1:
+    return time.monotonic() >= deadline
+  if done % log_every:
+    return False
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(time.monotonic() >= deadline)))
+
+
+def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool,
+          deadline=None) -> None:
   cfg = run.config.train
   start = int(run.state.step)
   end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
@@ -194,7 +219,9 @@ def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool) 
     run.state, step_metrics = run.step_fn(run.state, global_batch(run, next(run.data)), base_key,
                                           run.frozen)
     bar.update(1)
-    if done % cfg.log_every == 0 or done == end:
+    timed_out = out_of_time(deadline, done, cfg.log_every)
+    last = done == end or timed_out
+    if done % cfg.log_every == 0 or last:
       row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
       if not math.isfinite(row["loss"]):
         raise FloatingPointError(f"loss is {row['loss']} at step {done}; lower train.lr or "
@@ -205,8 +232,11 @@ def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool) 
       if writer:
         writer.write(done, row)
       bar.set_postfix(loss=f"{row['loss']:.4f}", steps_s=f"{row['steps_per_sec']:.2f}")
-    if done % cfg.checkpoint_every == 0 or done == end or sigterm.raised:
+    if done % cfg.checkpoint_every == 0 or last or sigterm.raised:
       run.ckpt.save(done, run.state, run.data, run.config.to_dict())
-    if sigterm.raised:
+    if timed_out and done < end:
+      tqdm.tqdm.write(f"train: stopped at step {done} of {cfg.steps}, past train."
+                      f"time_limit_minutes={cfg.time_limit_minutes}; the same command resumes")
+    if sigterm.raised or timed_out:
       break
   bar.close()

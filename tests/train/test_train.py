@@ -52,6 +52,27 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(config, tmp_path, strai
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_a_time_limit_stops_like_a_preemption_and_the_run_resumes(config, tmp_path, straight):
+  """Past train.time_limit_minutes the run logs and checkpoints the step it is at and stops;
+  called again without the limit it finishes exactly as the uninterrupted run."""
+  workdir = tmp_path / "limited"
+  config.train.time_limit_minutes = 1e-9  # already past once set up: one step, then stop
+  assert int(loop.train(config, str(workdir), progress=False).step) == 1
+  assert [r["step"] for r in metrics.read_metrics(str(workdir))] == [1]
+  assert [p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()] == ["1"]
+  config.train.time_limit_minutes = 0.0
+  resumed = loop.train(config, str(workdir), progress=False)
+  for a, b in zip(jax.tree.leaves(straight[1]), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("minutes", [-1.0, float("nan"), "10"])
+def test_time_limit_is_checked(minutes):
+  with pytest.raises(ValueError, match="time_limit_minutes"):
+    loop.time_limit_deadline(minutes)
+  assert loop.time_limit_deadline(0.0) is None
+
+
 def test_run_writes_metrics_config_and_checkpoints(straight):
   workdir = straight[0]
   rows = metrics.read_metrics(str(workdir))
