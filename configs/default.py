@@ -102,6 +102,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.prediction = "v"  # v | eps | x0 | flow
   c.diffusion.loss_weighting = "min_snr"  # none | x0 | min_snr | velocity (objectives.loss_weight)
   c.diffusion.min_snr_gamma = 5.0
+  c.diffusion.loss_norm = "l2"  # l2 | l1: regress to the posterior mean or median (objectives.py)
   c.diffusion.caption_dropout = 0.1
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
   # share of training clips whose frame groups (temporal patches) get independent noise levels

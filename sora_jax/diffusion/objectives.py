@@ -10,6 +10,7 @@ from sora_jax.diffusion import schedules
 
 PREDICTIONS = ("v", "eps", "x0", "flow")
 WEIGHTINGS = ("none", "x0", "min_snr", "velocity")
+NORMS = ("l2", "l1")
 _MIN_SIGMA = 0.05  # floor of the noise level in the velocity weighting (as in JiT)
 _TINY = 1e-8
 
@@ -19,6 +20,25 @@ def check(prediction: str, weighting: str = "none") -> None:
     raise ValueError(f"diffusion.prediction={prediction!r}; allowed: {', '.join(PREDICTIONS)}")
   if weighting not in WEIGHTINGS:
     raise ValueError(f"diffusion.loss_weighting={weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
+
+
+def check_norm(norm: str) -> None:
+  if norm not in NORMS:
+    raise ValueError(f"diffusion.loss_norm={norm!r}; allowed: {', '.join(NORMS)}")
+
+
+def prediction_error(norm: str, diff, weight, axes):
+  """Per-example (or per-frame) loss of the prediction error `diff`, averaged over `axes`.
+
+  l2 regresses to the posterior mean, which on a shape the model is unsure of is a blend: a
+  square's corners, lit only where both edges are certain, fade first. l1 regresses to the
+  per-coordinate median, which commits. `weight` is `loss_weight`'s (for squared errors); l1
+  takes its square root, so a weighting names the same error either way (|c e| = c |e|).
+  """
+  check_norm(norm)
+  if norm == "l1":
+    return jnp.sqrt(weight) * jnp.mean(jnp.abs(diff), axis=axes)
+  return weight * jnp.mean(jnp.square(diff), axis=axes)
 
 
 def expand(a, x):

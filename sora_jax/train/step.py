@@ -34,12 +34,14 @@ class StepConfig:
   second_shift_prob: float = 0.0  # share of clips whose noise level is drawn at `second_shift`
   second_shift: float = 1.0
   image_batch: int = 0  # first frames of this many clips also trained as images, each step
+  loss_norm: str = "l2"  # l2 | l1 (objectives.prediction_error)
 
   @classmethod
   def from_config(cls, config, latent=None):
     d = config.diffusion
     schedules.check(d.schedule, d.shift)
     objectives.check(d.prediction, d.loss_weighting)
+    objectives.check_norm(d.get("loss_norm", "l2"))
     noise_lib.check(d.frame_noise_corr)
     check_prob("diffusion.independent_time_prob", d.independent_time_prob)
     known_prob = float(d.get("known_frames_prob", 0.0))
@@ -58,7 +60,7 @@ class StepConfig:
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
-               second_prob, second_shift, image_batch(config))
+               second_prob, second_shift, image_batch(config), d.get("loss_norm", "l2"))
 
 
 def image_batch(config) -> int:
@@ -108,7 +110,7 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
 
 
 def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=None):
-  """(weighted, plain) squared errors [B, T] of the model's prediction on clips x0 [B, T, ...]
+  """(weighted loss, plain squared error) [B, T] of the model's prediction on clips x0 [B, T, ...]
   noised to random times, captions dropped and frames given as `cfg` says."""
   known_prob = cfg.known_frames_prob if known_frames_prob is None else known_frames_prob
   b = x0.shape[0]
@@ -134,10 +136,11 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
                                                 cfg.prediction, alpha, sigma)
   with jax.named_scope("dit_forward"):
     pred = model(x_t, t, text, known, mask, estimate)
-  err = jnp.mean((pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)) ** 2,
-                 axis=tuple(range(2, x0.ndim)))  # [B, T]
+  diff = pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)
+  axes = tuple(range(2, x0.ndim))
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
-  return weight * err, err
+  return (objectives.prediction_error(cfg.loss_norm, diff, weight, axes),
+          jnp.mean(jnp.square(diff), axis=axes))  # [B, T] each
 
 
 def frame_times(key, batch: int, frames: int, group: int, independent_prob: float):

@@ -174,8 +174,10 @@ def test_min_snr_weight_is_the_same_x0_weight_for_every_prediction(prediction):
   np.testing.assert_allclose(w_x0, jnp.minimum(schedules.snr(alpha, sigma), 5.0), rtol=1e-4)
 
 
+@pytest.mark.parametrize("norm", objectives.NORMS)
 @pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
-def test_x0_weighting_turns_every_prediction_loss_into_the_x0_loss(prediction):
+def test_x0_weighting_turns_every_prediction_loss_into_the_x0_loss(prediction, norm):
+  """With either norm: l1 takes the weight's square root, so |c e| = c |e| holds too."""
   k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
   x0, eps = jax.random.normal(k1, (6, 5)), jax.random.normal(k2, (6, 5))
   alpha, sigma = schedules.alpha_sigma("cosine", jnp.linspace(0.05, 0.95, 6))
@@ -183,9 +185,16 @@ def test_x0_weighting_turns_every_prediction_loss_into_the_x0_loss(prediction):
   target = objectives.target(prediction, x0, eps, alpha, sigma)
   pred = target + 0.1 * jax.random.normal(k3, x0.shape)
   x0_hat, _ = objectives.to_x0_eps(prediction, pred, x_t, alpha, sigma)
-  err = jnp.mean((pred - target) ** 2, axis=1)
-  weighted = objectives.loss_weight(prediction, "x0", alpha, sigma) * err
-  np.testing.assert_allclose(weighted, jnp.mean((x0_hat - x0) ** 2, axis=1), rtol=1e-4)
+  weight = objectives.loss_weight(prediction, "x0", alpha, sigma)
+  loss = objectives.prediction_error(norm, pred - target, weight, axes=1)
+  x0_err = x0_hat - x0
+  want = jnp.mean(x0_err ** 2 if norm == "l2" else jnp.abs(x0_err), axis=1)
+  np.testing.assert_allclose(loss, want, rtol=1e-4)
+
+
+def test_unknown_loss_norm_rejected():
+  with pytest.raises(ValueError, match="loss_norm"):
+    objectives.prediction_error("l3", jnp.ones((2, 3)), jnp.ones((2,)), axes=1)
 
 
 def test_schedules_run_from_clean_to_noise():
