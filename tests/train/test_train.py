@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 import jax
 import numpy as np
@@ -71,6 +72,20 @@ def test_time_limit_is_checked(minutes):
   with pytest.raises(ValueError, match="time_limit_minutes"):
     loop.time_limit_deadline(minutes)
   assert loop.time_limit_deadline(0.0) is None
+
+
+def test_processes_agree_on_the_time_limit_at_logged_steps_only(monkeypatch):
+  """On several processes the stop is process 0's decision, broadcast at logged steps (a
+  collective every process reaches), so no process stops a step before the others."""
+  asked = []
+  monkeypatch.setattr(loop.jax, "process_count", lambda: 2)
+  monkeypatch.setattr(loop.multihost_utils, "broadcast_one_to_all",
+                      lambda x: asked.append(bool(x)) or x)
+  past = time.monotonic() - 1.0  # a deadline already gone
+  assert not loop.out_of_time(past, done=7, log_every=5)  # not a logged step: no collective
+  assert loop.out_of_time(past, done=10, log_every=5)
+  assert not loop.out_of_time(None, done=10, log_every=5)
+  assert asked == [True]
 
 
 def test_run_writes_metrics_config_and_checkpoints(straight):
