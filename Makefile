@@ -10,7 +10,7 @@ DEMO_DIR := runs/demo
 # `make demo` is to end within 20 minutes on a 2-core CPU whose speed drifts by a third over a
 # day. Training gets what the other phases leave: counted from make's start, it stops
 # (checkpointed, as on a preemption) by minute 18, which keeps 2 minutes for sampling and the eval
-# (1:13 on 2026-12-03). On a normal hour its 1,600 steps end near minute 17:40.
+# (1:13-1:21 on 2026-12-03). At 1.7 steps/s its 1,600 steps end near minute 17:40.
 DEMO_START := $(shell date +%s)
 DEMO_TRAIN_UNTIL_S := 1080
 
