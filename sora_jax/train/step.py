@@ -41,7 +41,8 @@ class StepConfig:
     d = config.diffusion
     schedules.check(d.schedule, d.shift)
     objectives.check(d.prediction, d.loss_weighting)
-    objectives.check_norm(d.get("loss_norm", "l2"))
+    loss_norm = d.get("loss_norm", "l2")  # configs from before the key: l2
+    objectives.check_norm(loss_norm)
     noise_lib.check(d.frame_noise_corr)
     check_prob("diffusion.independent_time_prob", d.independent_time_prob)
     known_prob = float(d.get("known_frames_prob", 0.0))
@@ -60,7 +61,7 @@ class StepConfig:
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
-               second_prob, second_shift, image_batch(config), d.get("loss_norm", "l2"))
+               second_prob, second_shift, image_batch(config), loss_norm)
 
 
 def image_batch(config) -> int:
