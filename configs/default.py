@@ -119,6 +119,10 @@ def get_config() -> ml_collections.ConfigDict:
   # share of training steps that condition on the model's own first-pass estimate (zeros on the
   # others); used only with model.self_condition
   c.diffusion.self_condition_prob = 0.5
+  # a latent DiT's x0 estimate also judged in pixels, decoded by the frozen VAE, on the
+  # `decoded_loss_clips` least noisy clips of each batch (train/decoded_loss.py); 0: off
+  c.diffusion.decoded_loss_weight = 0.0
+  c.diffusion.decoded_loss_clips = 4
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 100_000
@@ -162,6 +166,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.draft_image = False
   # rewrite prompts in the detailed register (captions.expand_prompt) before the model reads them
   c.sample.expand_prompts = False
+  # autoguidance (sampling.autoguided): pred + w (pred - pred of a worse model), the worse model
+  # being checkpoint `guide_step` of the same run (0: none; `--guide_workdir` takes another run)
+  c.sample.autoguidance = 0.0
+  c.sample.guide_step = 0
   # a VAE to decode (and encode) with instead of model.vae_workdir's: one whose decoder was tuned
   # on the same encoder (`vae.train_parts = "decoder"`), so the latent stats must match
   c.sample.vae_workdir = ""

@@ -61,11 +61,10 @@ def train_step_time(config, steps, cached=False):
            "text": jnp.asarray(tokenizer.encode_batch(["a small red circle moves left"] * b,
                                                        d.text_len + 1))}
   loss_fn, frozen = loop.task_loss(config)
-  if cached:  # what data.latent_cache feeds: latents, and no VAE in the step
+  if cached:  # what data.latent_cache feeds: latents (the VAE only if the loss decodes)
     space, _ = latents.load(config.model.vae_workdir)
     batch = {"latent": jnp.zeros((b,) + space.shape(d.frames, d.height, d.width)),
              "text": batch["text"]}
-    frozen = {}
   fn = step_lib.jit_train_step(config, graphdef, tx, shardings,
                                step_lib.batch_shardings(mesh, rules, batch), mesh, loss_fn=loss_fn)
   key = jax.random.key(0)

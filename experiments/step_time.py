@@ -6,12 +6,14 @@
 
 This machine's speed drifts by 10-30% over an hour, so variants measured in separate runs do
 not compare; here every round times each variant once, in turn, and the table shows every round.
-A variant is NAME=KEY=VALUE[,KEY=VALUE...] (an empty override list: the config as it is). The
+A variant is NAME=KEY=VALUE[,KEY=VALUE...] (an empty override list: the config as it is; a
+tuple value keeps its commas: p1=model.patch=(1,1,1),model.width=128). The
 JSON also holds the f32 and bf16 FLOP/s of a large matmul measured in the same process.
 """
 
 import argparse
 import os
+import re
 import sys
 
 import jax.numpy as jnp
@@ -27,7 +29,8 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
   name, _, overrides = text.partition("=")
   if not name:
     raise SystemExit(f"--variant {text!r}: must be NAME=KEY=VALUE[,KEY=VALUE...] or NAME=")
-  return name, [f"--config.{o}" for o in overrides.split(",") if o]
+  parts = re.split(r",(?![^()]*\))", overrides)  # a tuple value keeps its commas: patch=(1,1,1)
+  return name, [f"--config.{o}" for o in parts if o]
 
 
 def main():

@@ -11,6 +11,7 @@ calls the library, turns user errors into one line.
       --strength 0.6 --out blue.mp4
   sora-jax eval   --workdir=runs/x [--num_prompts 16] [--seeds 1] [--guidance 3] [--groups seen]
       [--attribute_guidance 2] [--[no-]first_frame_pass] [--[no-]draft_image]
+      [--autoguidance 1 --guide_step 1800]
   sora-jax meshes --config=configs/tiny_cpu.py --mesh data=8 --mesh fsdp=4,tensor=2 [--steps 5]
   sora-jax meshes --config=configs/tpu_v5p_64.py --abstract --topology=v5p:4x4x4
 """
@@ -24,7 +25,7 @@ EXIT_USAGE = 2
 # one it trained with)
 SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
                  ("shift", float), ("attribute_guidance", float),
-                 ("guided_attributes", str), ("contrast_without", str))
+                 ("guided_attributes", str), ("contrast_without", str), ("autoguidance", float))
 # on / off overrides of the run's sample config (--x, --no-x; neither: the config's)
 SAMPLER_SWITCHES = (
     ("first_frame_pass", "draw the clip, keep its first frame, draw it again from that frame "
@@ -89,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
               "sample.vae_workdir / model.vae_workdir; it must share their latent stats")
   for parser in (s, e):
     parser.add_argument("--vae", help=vae_help)
+    parser.add_argument("--guide_step", type=int,
+                        help="--autoguidance's worse model: this checkpoint of the run (or of "
+                             "--guide_workdir); default: the run's sample.guide_step")
+    parser.add_argument("--guide_workdir", help="--autoguidance's worse model: the latest (or "
+                        "--guide_step) checkpoint of another run on the same data")
     for name, text in SAMPLER_SWITCHES:
       parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=text)
   m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
@@ -178,7 +184,8 @@ def cmd_sample(args) -> None:
   if args.strength is not None and args.edit is None:
     raise UsageError("--strength is the strength of an edit: give the clip with --edit FILE")
   edit = None if args.edit is None else video_io.read_video(args.edit)
-  gen = pipeline.load(args.workdir, vae_workdir=args.vae)
+  gen = pipeline.load(args.workdir, vae_workdir=args.vae, guide_step=args.guide_step,
+                      guide_workdir=args.guide_workdir)
   if len(paths) > 1 or args.format:
     os.makedirs(args.out, exist_ok=True)
   videos = pipeline.generate(gen, prompts, seed=args.seed, **_sampler_kw(args), frames=args.frames,
@@ -204,7 +211,8 @@ def cmd_eval(args) -> None:
     report = reconstruction.evaluate(trained, trained.config.data, args.num_prompts)
     print(reconstruction.write_report(report, args.workdir))
     return
-  gen = pipeline.load(args.workdir, vae_workdir=args.vae)
+  gen = pipeline.load(args.workdir, vae_workdir=args.vae, guide_step=args.guide_step,
+                      guide_workdir=args.guide_workdir)
   cfg = gen.config.eval
   report = run.evaluate_groups(gen, args.num_prompts or cfg.num_prompts,
                                seeds=args.seeds or cfg.seeds, groups=groups,

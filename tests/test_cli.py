@@ -175,6 +175,46 @@ def test_attribute_guidance_pushes_away_from_the_prompt_without_its_shape_word(t
     assert np.array_equal(draw(prompt), draw(prompt, *without_colour)) != changes, prompt
 
 
+def test_autoguidance_pushes_away_from_a_worse_model(trained, tmp_path, data_dir):
+  """Guided by its own checkpoint the difference is zero and nothing changes; guided by another
+  run (one step of training) it samples other videos."""
+  from tests.conftest import tiny_config
+  def draw(*flags):
+    out = tmp_path / f"{len(list(tmp_path.iterdir()))}.npy"
+    assert cli.main(["sample", f"--workdir={trained}", "--steps=3", "--prompt", "a blue square",
+                     "--out", str(out), *flags]) == 0
+    return np.load(out)
+  plain = draw()
+  np.testing.assert_array_equal(draw("--autoguidance", "2", "--guide_step", "2"), plain)
+  worse = tmp_path / "worse"
+  config = tiny_config(data_dir)
+  config.train.steps = 1
+  loop.train(config, str(worse), progress=False)
+  guided = draw("--autoguidance", "2", "--guide_workdir", str(worse))
+  assert not np.array_equal(guided, plain)
+  np.testing.assert_array_equal(draw("--autoguidance", "0", "--guide_workdir", str(worse)), plain)
+
+
+@pytest.mark.parametrize("flags,message", [
+    ("--autoguidance=1", "needs a worse model to guide with"),
+    ("--autoguidance=-1 --guide_step=2", "autoguidance=-1"),
+    ("--autoguidance=1 --guide_step=7", "no checkpoint of step 7")])
+def test_sample_rejects_bad_autoguidance(trained, tmp_path, flags, message):
+  out = tmp_path / "a.npy"
+  code, _, err = sample(trained, "--prompt", "a red circle", "--out", str(out), *flags.split())
+  assert code == 2 and message in err and "Traceback" not in err and not out.exists()
+
+
+def test_a_guide_must_denoise_what_the_model_denoises(trained):
+  from sora_jax.sample import pipeline
+  gen = pipeline.load(trained)
+  assert pipeline.load_guide(gen, trained, 2).step == 2
+  gen.config = gen.config.copy_and_resolve_references()
+  gen.config.data.height *= 2
+  with pytest.raises(ValueError, match="denoises other inputs"):
+    pipeline.load_guide(gen, trained, None)
+
+
 def test_sample_edits_a_video_at_the_given_strength(trained, tmp_path):
   clip = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
   np.save(tmp_path / "in.npy", clip)

@@ -16,6 +16,16 @@ from sora_jax.sample import video_io
 from sora_jax.train import restore, step as step_lib
 
 
+@dataclasses.dataclass(frozen=True)
+class Guide:
+  """The worse model autoguidance pushes away from (sampling.autoguided): any DiT trained on the
+  same data and latent space, e.g. an earlier checkpoint of the same run."""
+  graphdef: nnx.GraphDef
+  params: nnx.State
+  workdir: str
+  step: int
+
+
 @dataclasses.dataclass
 class Generator:
   """A restored model ready to sample: its config, graph and (EMA) parameters, and - for a
@@ -26,13 +36,17 @@ class Generator:
   step: int
   latent: latents.LatentSpace | None = None
   frozen: dict = dataclasses.field(default_factory=dict)
+  guide: Guide | None = None  # the worse model of autoguidance, if loaded
 
 
 def load(workdir, *, use_ema: bool = True, step: int | None = None,
-         vae_workdir: str | None = None) -> Generator:
+         vae_workdir: str | None = None, guide_step: int | None = None,
+         guide_workdir: str | None = None) -> Generator:
   """Restores checkpoint `step` (default: the latest) of `workdir` (raises NoCheckpointError if
   there is none). A latent DiT samples through `vae_workdir` if given, else the run's
-  sample.vae_workdir, else the VAE it trained on (`decoding_vae`)."""
+  sample.vae_workdir, else the VAE it trained on (`decoding_vae`). `guide_step` /
+  `guide_workdir` (default: the config's sample.guide_step, `workdir`) load autoguidance's
+  worse model."""
   trained = restore.load_trained(workdir, task="dit", use_ema=use_ema, step=step)
   config = trained.config
   latent, frozen = None, {}
@@ -41,7 +55,28 @@ def load(workdir, *, use_ema: bool = True, step: int | None = None,
   elif vae_workdir:
     raise ValueError(f"--vae={vae_workdir}: {workdir} holds a pixel DiT; a VAE decodes only a "
                      "latent DiT's samples")
-  return Generator(config, trained.graphdef, trained.params, trained.step, latent, frozen)
+  gen = Generator(config, trained.graphdef, trained.params, trained.step, latent, frozen)
+  guide_step = config.sample.get("guide_step", 0) if guide_step is None else guide_step
+  if guide_step or guide_workdir:
+    gen.guide = load_guide(gen, guide_workdir or workdir, guide_step or None)
+  return gen
+
+
+def load_guide(gen: Generator, workdir, step: int | None) -> Guide:
+  """Autoguidance's worse model: checkpoint `step` (None: the latest) of `workdir`, checked to
+  denoise what `gen` denoises (the same data shapes, channels and latent space)."""
+  trained = restore.load_trained(workdir, task="dit", step=step)
+  ours, theirs = gen.config, trained.config
+  same = lambda c: (c.model.channels, tuple(c.model.patch), c.model.get("vae_workdir"),
+                    c.data.frames, c.data.height, c.data.width, c.data.text_len,
+                    c.diffusion.prediction, c.model.get("known_frames", False),
+                    self_condition.enabled(c.model))
+  if same(ours) != same(theirs):
+    raise ValueError(f"the guide {workdir} (step {trained.step}) denoises other inputs than "
+                     f"this model: (channels, patch, VAE, frames, height, width, text length, "
+                     f"prediction, known frames, self-conditioning) {same(theirs)} against "
+                     f"{same(ours)}")
+  return Guide(trained.graphdef, trained.params, os.path.abspath(workdir), trained.step)
 
 
 def decoding_vae(config, override: str | None = None) -> str:
@@ -59,14 +94,18 @@ def decoding_vae(config, override: str | None = None) -> str:
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames",
-                                             "strength"))
-def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, *, graphdef,
-                  cfg: sampling.SamplerConfig, shape, latent=None, frames=None, strength=1.0):
+                                             "strength", "guide_graphdef"))
+def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, guide_params=None,
+                  *, graphdef, cfg: sampling.SamplerConfig, shape, latent=None, frames=None,
+                  strength=1.0, guide_graphdef=None):
   """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
   [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips.
   `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample);
-  `contrast`: the token pair cfg.attribute_guidance weighs (contrast_prompts)."""
+  `contrast`: the token pair cfg.attribute_guidance weighs (contrast_prompts); `guide_params`:
+  the worse model cfg.autoguidance pushes away from."""
   model = nnx.merge(graphdef, params)
+  if cfg.autoguidance:
+    model = sampling.autoguided(model, nnx.merge(guide_graphdef, guide_params), cfg.autoguidance)
   if start is not None:
     start = start if latent is None else latent.encode(frozen, start)
     out = sampling.sample(model, cfg, key, shape, text, uncond, start=start, strength=strength,
@@ -78,8 +117,8 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
-                   first_frame_pass=None, attribute_guidance=None,
-                   draft_image=None) -> sampling.SamplerConfig:
+                   first_frame_pass=None, attribute_guidance=None, draft_image=None,
+                   autoguidance=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
@@ -98,6 +137,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       steps=int(s.steps if steps is None else steps), guidance=pick(guidance, "guidance"),
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       attribute_guidance=pick(attribute_guidance, "attribute_guidance"),
+      autoguidance=pick(autoguidance, "autoguidance"),
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
       draft_image=bool(draft_image),
@@ -107,7 +147,8 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
-             contrast_without=None, draft_image=None, expand_prompts=None) -> np.ndarray:
+             contrast_without=None, draft_image=None, expand_prompts=None,
+             autoguidance=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   expand_prompts (None: config.sample.expand_prompts): the model sees each prompt rewritten in
@@ -140,7 +181,12 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   patching.check_divisible(*dims[:3], gen.config.model.patch)
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        shift=shift, first_frame_pass=first_frame_pass,
-                       attribute_guidance=attribute_guidance, draft_image=draft_image)
+                       attribute_guidance=attribute_guidance, draft_image=draft_image,
+                       autoguidance=autoguidance)
+  if cfg.autoguidance and gen.guide is None:
+    raise ValueError(f"autoguidance={cfg.autoguidance} needs a worse model to guide with: "
+                     "--guide_step N (a checkpoint of this run) or --guide_workdir DIR")
+  guide = gen.guide if cfg.autoguidance else None
   if start is not None:
     sampling.edit_first_step(cfg, strength)  # checks strength (and stagger) before compiling
   length = d.text_len + 1
@@ -151,8 +197,9 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
     contrast = contrast_prompts(gen.config, prompts, length, guided=guided_attributes,
                                 without=contrast_without)
   out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start, contrast,
-                      graphdef=gen.graphdef, cfg=cfg, shape=(len(prompts),) + dims,
-                      latent=gen.latent, frames=frames, strength=float(strength))
+                      guide and guide.params, graphdef=gen.graphdef, cfg=cfg,
+                      shape=(len(prompts),) + dims, latent=gen.latent, frames=frames,
+                      strength=float(strength), guide_graphdef=guide and guide.graphdef)
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
 
 

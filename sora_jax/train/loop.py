@@ -119,11 +119,13 @@ def task_loss(config):
     raise ValueError("data.latent_cache is set but model.vae_workdir is not: the cache holds "
                      "the latents of that VAE")
   if config.model.vae_workdir:
-    if config.data.get("latent_cache"):  # the step reads cached latents: the VAE stays on disk
+    decodes = bool(config.diffusion.get("decoded_loss_weight", 0.0))  # decoded_loss.py
+    if config.data.get("latent_cache") and not decodes:  # the VAE can stay on disk
       latent = latents.describe(config.model.vae_workdir)
-      latent_cache.check(config, latent.step)
     else:
       latent, frozen = latents.load(config.model.vae_workdir)
+    if config.data.get("latent_cache"):
+      latent_cache.check(config, latent.step)
     if config.model.channels != latent.channels:
       raise ValueError(f"model.channels={config.model.channels} but the VAE in "
                        f"{config.model.vae_workdir} has {latent.channels} latent channels")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from sora_jax.data import tokenizer
 from sora_jax.diffusion import noise as noise_lib
 from sora_jax.diffusion import known_frames, objectives, schedules, self_condition
 from sora_jax.parallel import rules as rules_lib
+from sora_jax.train import decoded_loss
 from sora_jax.train.state import TrainState, learning_rate
 
 
@@ -35,6 +37,9 @@ class StepConfig:
   second_shift: float = 1.0
   image_batch: int = 0  # first frames of this many clips also trained as images, each step
   loss_norm: str = "l2"  # l2 | l1 (objectives.prediction_error)
+  decoded_weight: float = 0.0  # weight of the pixel loss through the decoder (decoded_loss.py)
+  decoded_clips: int = 0  # the least noisy clips of a batch it decodes
+  frames: int = 0  # pixel frames of a clip (what a latent clip decodes to)
 
   @classmethod
   def from_config(cls, config, latent=None):
@@ -57,11 +62,17 @@ class StepConfig:
     check_prob("diffusion.second_shift_prob", second_prob)
     if not second_shift > 0:
       raise ValueError(f"diffusion.second_shift={second_shift}; must be > 0")
+    decoded_weight = float(d.get("decoded_loss_weight", 0.0))
+    decoded_clips = int(d.get("decoded_loss_clips", 4))
+    decoded_loss.check(decoded_weight, decoded_clips, config.train.batch_size)
+    if decoded_weight and latent is None:
+      raise ValueError("diffusion.decoded_loss_weight > 0 needs a latent DiT (model.vae_workdir)")
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
-               second_prob, second_shift, image_batch(config), loss_norm)
+               second_prob, second_shift, image_batch(config), loss_norm, decoded_weight,
+               decoded_clips, int(config.data.frames))
 
 
 def image_batch(config) -> int:
@@ -89,9 +100,10 @@ def null_text(batch: int, length: int):
 def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   """Weighted regression of the model's prediction at a random time on a random noise draw.
 
-  Returns (loss, {"mse": unweighted mean squared error}). With `cfg.latent` the clip is first
-  encoded by the frozen VAE whose arrays are `frozen`, unless the batch brings its "latent".
-  With `cfg.image_batch` the first frames of that many clips are also trained as images.
+  Returns (loss, {"mse": unweighted mean squared error, ...}). With `cfg.latent` the clip is
+  first encoded by the frozen VAE whose arrays are `frozen`, unless the batch brings its "latent".
+  With `cfg.image_batch` the first frames of that many clips are also trained as images; with
+  `cfg.decoded_weight` the least noisy clips' estimates are also judged in pixels, decoded.
   """
   if "latent" in batch:  # read from a pre-encoded cache (data/latent_cache.py)
     x0 = batch["latent"]
@@ -100,19 +112,33 @@ def diffusion_loss(params, graphdef, batch, key, frozen, cfg: StepConfig):
   else:
     x0 = batch["video"]
   model = nnx.merge(graphdef, params)
-  weighted, err = denoising_errors(model, x0, batch["text"], key, cfg)
+  clips = denoising_errors(model, x0, batch["text"], key, cfg)
+  weighted, err = clips.weighted, clips.squared
   if cfg.image_batch:  # its own key: the clips draw what they drew without images
     n = cfg.image_batch
-    w_img, e_img = denoising_errors(model, x0[:n, :1], batch["text"][:n],
-                                    jax.random.fold_in(key, 2), cfg, known_frames_prob=0.0)
+    images = denoising_errors(model, x0[:n, :1], batch["text"][:n], jax.random.fold_in(key, 2),
+                              cfg, known_frames_prob=0.0)
     weighted, err = (jnp.concatenate([a.ravel(), b.ravel()]) for a, b in
-                     ((weighted, w_img), (err, e_img)))  # every frame counts alike
-  return jnp.mean(weighted), {"mse": jnp.mean(err)}
+                     ((weighted, images.weighted), (err, images.squared)))  # frames count alike
+  loss, aux = jnp.mean(weighted), {"mse": jnp.mean(err)}
+  if cfg.decoded_weight:
+    aux["decoded_mse"] = decoded_loss.decoded_error(cfg.latent, frozen, x0, clips.x0_hat, clips.t,
+                                                    cfg.decoded_clips, cfg.frames)
+    loss = loss + cfg.decoded_weight * aux["decoded_mse"]
+  return loss, aux
+
+
+class Errors(NamedTuple):
+  """What `denoising_errors` measured: per clip and frame [B, T] losses, and what they came from."""
+  weighted: jax.Array  # the training loss
+  squared: jax.Array  # the plain squared error of the prediction
+  x0_hat: jax.Array  # the clean-clip estimate the prediction implies [B, T, ...]
+  t: jax.Array  # the noise levels [B, T]
 
 
 def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=None):
-  """(weighted loss, plain squared error) [B, T] of the model's prediction on clips x0 [B, T, ...]
-  noised to random times, captions dropped and frames given as `cfg` says."""
+  """Errors of the model's prediction on clips x0 [B, T, ...] noised to random times, captions
+  dropped and frames given as `cfg` says."""
   known_prob = cfg.known_frames_prob if known_frames_prob is None else known_frames_prob
   b = x0.shape[0]
   k_t, k_eps, k_drop, k_known = jax.random.split(key, 4)
@@ -140,8 +166,9 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
   diff = pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)
   axes = tuple(range(2, x0.ndim))
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
-  return (objectives.prediction_error(cfg.loss_norm, diff, weight, axes),
-          jnp.mean(jnp.square(diff), axis=axes))  # [B, T] each
+  return Errors(objectives.prediction_error(cfg.loss_norm, diff, weight, axes),
+                jnp.mean(jnp.square(diff), axis=axes),
+                objectives.to_x0_eps(cfg.prediction, pred, x_t, alpha, sigma)[0], t)
 
 
 def frame_times(key, batch: int, frames: int, group: int, independent_prob: float):

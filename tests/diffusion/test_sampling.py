@@ -153,6 +153,20 @@ def test_attribute_guidance_adds_the_contrast_prompts_passes_to_the_same_batch()
     guided(2.0, None)
 
 
+def test_autoguidance_extrapolates_away_from_the_guide_and_composes_with_guidance():
+  good = lambda x, t, text, *_: 2.0 + text[:, :1, None, None, None] * jnp.ones_like(x)
+  bad = lambda x, t, text, *_: 0.5 * good(x, t, text)
+  fn = sampling.autoguided(good, bad, 3.0)
+  x, t = jnp.zeros(SHAPE), jnp.zeros(2)
+  cond, uncond = jnp.ones((2, 3), jnp.int32), jnp.zeros((2, 3), jnp.int32)
+  np.testing.assert_allclose(fn(x, t, cond), 3.0 + 3.0 * (3.0 - 1.5))  # good + w (good - bad)
+  # classifier-free guidance over autoguided predictions: uncond' + g (cond' - uncond')
+  want = 5.0 + 2.0 * (7.5 - 5.0)  # autoguided uncond: 2 + 3 (2 - 1) = 5; cond: 7.5
+  np.testing.assert_allclose(sampling.guided(fn, x, t, cond, uncond, guidance=2.0), want)
+  same = sampling.autoguided(good, good, 3.0)  # a guide equal to the model changes nothing
+  np.testing.assert_array_equal(same(x, t, cond), good(x, t, cond))
+
+
 @pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
 @pytest.mark.parametrize("schedule", schedules.SCHEDULES)
 def test_prediction_conversion_inverts_target(prediction, schedule):
@@ -207,7 +221,8 @@ def test_schedules_run_from_clean_to_noise():
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(eta=-1.0), dict(schedule="nope"),
                                  dict(prediction="score"), dict(stagger=-0.5),
-                                 dict(time_group=0), dict(attribute_guidance=-1.0)])
+                                 dict(time_group=0), dict(attribute_guidance=-1.0),
+                                 dict(autoguidance=-1.0), dict(autoguidance=float("nan"))])
 def test_bad_sampler_settings_rejected(bad):
   with pytest.raises(ValueError):
     sampling.SamplerConfig(**bad)

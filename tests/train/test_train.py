@@ -148,9 +148,9 @@ def test_image_batch_adds_the_first_frames_as_images_and_leaves_the_clips_draws(
   key = jax.random.key(4)
   loss, _ = step_lib.diffusion_loss(run.state.params, run.graphdef, batch, key, {}, cfg)
   model = nnx.merge(run.graphdef, run.state.params)
-  clips, _ = step_lib.denoising_errors(model, batch["video"], batch["text"], key, cfg)
-  images, _ = step_lib.denoising_errors(model, batch["video"][:3, :1], batch["text"][:3],
-                                        jax.random.fold_in(key, 2), cfg, known_frames_prob=0.0)
+  clips = step_lib.denoising_errors(model, batch["video"], batch["text"], key, cfg).weighted
+  images = step_lib.denoising_errors(model, batch["video"][:3, :1], batch["text"][:3],
+                                     jax.random.fold_in(key, 2), cfg, known_frames_prob=0.0).weighted
   assert images.shape == (3, 1)
   want = (clips.sum() + images.sum()) / (clips.size + images.size)  # every frame counts alike
   np.testing.assert_allclose(loss, want, rtol=1e-5)
