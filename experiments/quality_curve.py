@@ -2,7 +2,8 @@
 
   python experiments/quality_curve.py --workdir=runs/NAME [--num_prompts 32] [--seeds 2] \
       [--guidance G] [--eta E] [--shift F] [--attribute_guidance W ...] [--[no-]first_frame_pass] \
-      [--[no-]draft_image] [--vae DIR] [--steps 3000,3600] [--out NAME]
+      [--[no-]draft_image] [--vae DIR] [--autoguidance A --guide_step S] [--steps 3000,3600] \
+      [--out NAME]
 
 Sampler flags are `sora-jax eval`'s (cli.SAMPLER_FLAGS, SAMPLER_SWITCHES) but --steps, which
 here picks the checkpoints to judge.
@@ -47,9 +48,11 @@ def minutes_at(workdir) -> dict:
   return out
 
 
-def curve(workdir, num_prompts: int, seeds: int, vae=None, only=None, **sample_kw) -> list[dict]:
+def curve(workdir, num_prompts: int, seeds: int, vae=None, only=None, guide=None,
+          **sample_kw) -> list[dict]:
   """The judge's held-out figures at every kept checkpoint (or those in `only`), with what each
-  prompted shape was judged; `vae` as pipeline.load's vae_workdir, sample_kw as for
+  prompted shape was judged; `vae` as pipeline.load's vae_workdir, `guide` its guide_step /
+  guide_workdir (autoguidance's worse model, the same for every point), sample_kw as for
   pipeline.generate (None: the run's config)."""
   ckpt = checkpoint.Checkpointer(workdir, create=False)
   steps = sorted(ckpt.manager.all_steps())
@@ -62,7 +65,7 @@ def curve(workdir, num_prompts: int, seeds: int, vae=None, only=None, **sample_k
   minutes = minutes_at(workdir)
   points, prompts = [], None
   for step in steps:
-    gen = pipeline.load(workdir, step=step, vae_workdir=vae)
+    gen = pipeline.load(workdir, step=step, vae_workdir=vae, **(guide or {}))
     prompts = prompts or eval_run.heldout_prompts(gen.config.data, num_prompts)  # one set for all
     report = eval_run.evaluate(gen, prompts, seeds=seeds, **sample_kw)
     logged = max((s for s in minutes if s <= step), default=None)
@@ -127,18 +130,21 @@ def main():
     parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction,
                         help=f"{text}; default: the run's config")
   parser.add_argument("--vae", help="a latent DiT: decode with this VAE (as `sora-jax eval --vae`)")
+  parser.add_argument("--guide_step", type=int, help="as `sora-jax eval --guide_step`")
+  parser.add_argument("--guide_workdir", help="as `sora-jax eval --guide_workdir`")
   parser.add_argument("--steps", type=lambda text: [int(v) for v in text.split(",")],
                       help="comma-separated checkpoint steps to judge (default: every kept one)")
   parser.add_argument("--out", default="quality_curve",
                       help="file name (no extension) in --workdir for the .json / .md / .svg")
   args = parser.parse_args()
   sampler = {name: getattr(args, name) for name, _ in SAMPLER_FLAGS + cli.SAMPLER_SWITCHES}
+  guide = {"guide_step": args.guide_step, "guide_workdir": args.guide_workdir}
   points = curve(args.workdir, args.num_prompts, args.seeds, vae=args.vae, only=args.steps,
-                 **sampler)
+                 guide=guide, **sampler)
   base = os.path.join(args.workdir, args.out)
   with open(base + ".json", "w", encoding="utf-8") as f:
     json.dump({"workdir": args.workdir, "num_prompts": args.num_prompts, "seeds": args.seeds,
-               **sampler, "vae": args.vae, "points": points}, f, indent=2)
+               **sampler, "vae": args.vae, **guide, "points": points}, f, indent=2)
   table = markdown(points)
   with open(base + ".md", "w", encoding="utf-8") as f:
     f.write(table + "\n")
