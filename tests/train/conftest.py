@@ -16,6 +16,14 @@ def vae_config(config):
   return config
 
 
+def latent_dit(config, vae_workdir):
+  """`config` turned into a DiT in the latent space of the tiny VAE in `vae_workdir`: latents
+  2 x 4 x 4 x 4, patched (1, 2, 2)."""
+  config.model.vae_workdir = str(vae_workdir)
+  config.model.channels, config.model.patch = 4, (1, 2, 2)
+  return config
+
+
 @pytest.fixture(scope="session")
 def vae_workdir(tmp_path_factory, data_dir):
   from tests.conftest import tiny_config

@@ -9,12 +9,7 @@ import pytest
 
 from sora_jax.models import latents
 from sora_jax.train import decoded_loss, loop, metrics, step as step_lib
-
-
-def latent_dit(config, vae_workdir):
-  config.model.vae_workdir = str(vae_workdir)
-  config.model.channels, config.model.patch = 4, (1, 2, 2)  # latents: 2 x 4 x 4 x 4
-  return config
+from tests.train.conftest import latent_dit
 
 
 def test_lowest_noise_picks_the_least_noisy_clips():

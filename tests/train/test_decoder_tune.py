@@ -12,7 +12,7 @@ from sora_jax.models import latents
 from sora_jax.sample import pipeline
 from sora_jax.train import latent_errors, loop, restore, vae_loss
 from tests.conftest import tiny_config
-from tests.train.conftest import vae_config
+from tests.train.conftest import latent_dit, vae_config
 
 
 def tune_config(data_dir, source):
@@ -51,8 +51,7 @@ def test_tuning_moves_the_decoder_alone_and_keeps_the_latent_space(vae_workdir, 
 
 def test_a_latent_dit_samples_through_a_tuned_decoder_with_the_same_stats(
     vae_workdir, tuned_workdir, config, tmp_path):
-  config.model.vae_workdir = str(vae_workdir)
-  config.model.channels, config.model.patch = 4, (1, 2, 2)
+  config = latent_dit(config, vae_workdir)
   config.train.steps = 2
   loop.train(config, str(tmp_path / "dit"), progress=False)
   gen = pipeline.load(str(tmp_path / "dit"), vae_workdir=str(tuned_workdir))

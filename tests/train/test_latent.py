@@ -7,7 +7,7 @@ import pytest
 from sora_jax.models import latents
 from sora_jax.sample import pipeline
 from sora_jax.train import loop, restore
-from tests.train.conftest import vae_config
+from tests.train.conftest import latent_dit, vae_config
 
 
 def test_vae_training_lowers_the_loss_and_stores_latent_stats(vae_workdir):
@@ -33,8 +33,7 @@ def test_vae_checkpoint_restores_the_trained_weights(vae_workdir, data_dir):
 
 
 def test_latent_dit_trains_and_samples_decoded_videos(vae_workdir, config, tmp_path):
-  config.model.vae_workdir = str(vae_workdir)
-  config.model.channels, config.model.patch = 4, (1, 2, 2)  # latents: 2 x 4 x 4 x 4
+  config = latent_dit(config, vae_workdir)
   config.train.steps = 4
   loop.train(config, str(tmp_path / "dit"), progress=False)
   gen = pipeline.load(str(tmp_path / "dit"))
@@ -77,8 +76,7 @@ def test_latent_cache_equals_on_the_fly_encoding_and_trains(vae_workdir, config,
   import copy
   import json
   from sora_jax.data import latent_cache, pipeline as data_pipeline
-  config.model.vae_workdir = str(vae_workdir)
-  config.model.channels, config.model.patch = 4, (1, 2, 2)
+  config = latent_dit(config, vae_workdir)
   config.data.latent_cache = str(tmp_path / "cache")
   with pytest.raises(ValueError, match="no finished cache"):
     loop.setup(config, str(tmp_path / "early"))
