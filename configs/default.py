@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.attribute_dropout = 0.0
   # how often training draws each caption register (short, plain, detailed); equal: uniform
   c.data.register_weights = (1.0, 1.0, 1.0)
+  # clips listed this many times an epoch by shape (circle, square, triangle; data/mixture.py)
+  c.data.shape_repeats = (1, 1, 1)
 
   c.model = ml_collections.ConfigDict()
   c.model.width = 384

@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from sora_jax.data import captions
 from sora_jax.data import latent_cache
+from sora_jax.data import mixture
 from sora_jax.data import shapes
 from sora_jax.data import tokenizer
 
@@ -109,6 +110,10 @@ def train_dataset(data_cfg, *, batch_size: int, seed: int, process_index: int = 
     raise ValueError(f"seed must be in [0, 2**32), got {seed!r}")
   cache = data_cfg.get("latent_cache", "")
   source = latent_cache.data_source(cache) if cache else data_source(data_cfg, "train")
+  repeats = mixture.check_repeats(data_cfg.get("shape_repeats", ()))
+  if repeats:  # before the process slice, so every process keeps an equal share of the mixture
+    decode = latent_cache.DecodeLatent().map if cache else (lambda example: example)
+    source = mixture.RepeatedSource(source, decode, repeats)
   per_process = len(source) // process_count
   local_batch = batch_size // process_count
   if per_process < local_batch:
