@@ -16,6 +16,11 @@ from sora_jax.data import world
 
 REGISTERS = ("short", "plain", "detailed")
 
+
+def as_text(caption) -> str:
+  """A caption as a data source gives it (bytes from TFDS or ArrayRecord, or str) -> str."""
+  return caption.decode("utf-8") if isinstance(caption, bytes) else str(caption)
+
 # One template per object; fields: size, colour, shape, dir, speed (adjective),
 # adv (adverb). Multi-object captions join objects with " and " (short, plain) or
 # as separate sentences (detailed).

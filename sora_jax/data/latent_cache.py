@@ -19,6 +19,8 @@ import grain
 import numpy as np
 from flax import serialization
 
+from sora_jax.data import captions
+
 RECORDS = "latents.array_record"
 META = "meta.json"
 CAPTIONS = ("caption_short", "caption_plain", "caption_detailed")
@@ -56,8 +58,7 @@ def write(config, *, batch_size: int = 32) -> dict:
     for example, latent in zip(examples, z):
       record = {"latent": latent.astype(np.float32)}
       for key in CAPTIONS:
-        text = example[key]
-        record[key] = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+        record[key] = captions.as_text(example[key])
       writer.write(serialization.msgpack_serialize(record))
   writer.close()
   meta = {"vae_workdir": os.path.abspath(config.model.vae_workdir),

@@ -29,7 +29,7 @@ def check_repeats(repeats) -> tuple | None:
 
 def clip_repeats(plain_caption, repeats: tuple) -> int:
   """How often the clip with this plain caption is listed: the largest count of its shapes."""
-  text = plain_caption.decode("utf-8") if isinstance(plain_caption, bytes) else plain_caption
+  text = captions.as_text(plain_caption)
   shapes = [o["shape"] for o in captions.parse_prompt(text)]
   if not shapes or None in shapes:
     raise ValueError(f"cannot read the shapes of the training caption {text!r}")

@@ -53,9 +53,7 @@ class TokenizeRandomCaption(grain.transforms.RandomMap):
       register = rng.integers(len(CAPTION_KEYS))
     else:
       register = rng.choice(len(CAPTION_KEYS), p=self.register_p)
-    text = example[CAPTION_KEYS[register]]
-    if isinstance(text, bytes):
-      text = text.decode("utf-8")
+    text = captions.as_text(example[CAPTION_KEYS[register]])
     if self.attribute_dropout:  # no draw without it: a seed's captions stay as they were
       drop = rng.random(len(captions.DROPPABLE)) < self.attribute_dropout
       text = captions.drop_attributes(text, [k for k, d in zip(captions.DROPPABLE, drop) if d])
@@ -151,8 +149,7 @@ def eval_examples(data_cfg, split: str = "test", limit: int | None = None) -> li
     ex = source[i]
     item = {"index": int(ex["index"]), "video": ex["video"]}
     for key in CAPTION_KEYS:
-      text = ex[key]
-      item[key] = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+      item[key] = captions.as_text(ex[key])
     item["objects"] = shapes.unpack_objects(ex)
     out.append(item)
   return out
