@@ -15,11 +15,13 @@ import numpy as np
 from sora_jax.data import world
 
 REGISTERS = ("short", "plain", "detailed")
+KEYS = tuple(f"caption_{r}" for r in REGISTERS)  # the data set's feature of each register
 
 
 def as_text(caption) -> str:
   """A caption as a data source gives it (bytes from TFDS or ArrayRecord, or str) -> str."""
   return caption.decode("utf-8") if isinstance(caption, bytes) else str(caption)
+
 
 # One template per object; fields: size, colour, shape, dir, speed (adjective),
 # adv (adverb). Multi-object captions join objects with " and " (short, plain) or

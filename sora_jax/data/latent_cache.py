@@ -23,7 +23,6 @@ from sora_jax.data import captions
 
 RECORDS = "latents.array_record"
 META = "meta.json"
-CAPTIONS = ("caption_short", "caption_plain", "caption_detailed")
 
 
 def _data_name(data_cfg) -> str:
@@ -57,7 +56,7 @@ def write(config, *, batch_size: int = 32) -> dict:
     z = np.asarray(encode(frozen, video))[:len(examples)]
     for example, latent in zip(examples, z):
       record = {"latent": latent.astype(np.float32)}
-      for key in CAPTIONS:
+      for key in captions.KEYS:
         record[key] = captions.as_text(example[key])
       writer.write(serialization.msgpack_serialize(record))
   writer.close()

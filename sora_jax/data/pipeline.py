@@ -20,8 +20,6 @@ from sora_jax.data import mixture
 from sora_jax.data import shapes
 from sora_jax.data import tokenizer
 
-CAPTION_KEYS = tuple(f"caption_{r}" for r in captions.REGISTERS)
-
 
 def to_unit_range(video_uint8) -> np.ndarray:
   """uint8 pixels -> float32 in [-1, 1], the range the models see (video_io.to_uint8 inverts)."""
@@ -33,7 +31,7 @@ class DecodeVideo(grain.transforms.Map):
 
   def map(self, example):
     video = to_unit_range(example["video"])  # [T, H, W, 3]
-    return {"video": video, **{k: example[k] for k in CAPTION_KEYS}}
+    return {"video": video, **{k: example[k] for k in captions.KEYS}}
 
 
 class TokenizeRandomCaption(grain.transforms.RandomMap):
@@ -50,10 +48,10 @@ class TokenizeRandomCaption(grain.transforms.RandomMap):
 
   def random_map(self, example, rng: np.random.Generator):
     if self.register_p is None:  # the uniform draw of runs before register weights existed
-      register = rng.integers(len(CAPTION_KEYS))
+      register = rng.integers(len(captions.KEYS))
     else:
-      register = rng.choice(len(CAPTION_KEYS), p=self.register_p)
-    text = captions.as_text(example[CAPTION_KEYS[register]])
+      register = rng.choice(len(captions.KEYS), p=self.register_p)
+    text = captions.as_text(example[captions.KEYS[register]])
     if self.attribute_dropout:  # no draw without it: a seed's captions stay as they were
       drop = rng.random(len(captions.DROPPABLE)) < self.attribute_dropout
       text = captions.drop_attributes(text, [k for k, d in zip(captions.DROPPABLE, drop) if d])
@@ -148,7 +146,7 @@ def eval_examples(data_cfg, split: str = "test", limit: int | None = None) -> li
   for i in range(count):
     ex = source[i]
     item = {"index": int(ex["index"]), "video": ex["video"]}
-    for key in CAPTION_KEYS:
+    for key in captions.KEYS:
       item[key] = captions.as_text(ex[key])
     item["objects"] = shapes.unpack_objects(ex)
     out.append(item)
