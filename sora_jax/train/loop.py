@@ -111,7 +111,7 @@ def task_loss(config):
   if config.task == "vae":
     cfg = vae_loss.VaeLossConfig.from_config(config)
     frozen = {}
-    if cfg.errors.active:  # the errors are drawn in the units of the source's latents
+    if cfg.errors.active and cfg.decoder_only:  # errors in the units of the source's latents
       frozen = latents.stats_arrays(latents.stats_of(config.vae.init_from))
     return functools.partial(vae_loss.vae_loss, cfg=cfg), frozen
   latent, frozen = None, {}

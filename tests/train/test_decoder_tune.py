@@ -1,5 +1,6 @@
 """Decoder tuning: a VAE run that starts from a trained VAE, learns only its decoder on latents
-with a denoiser's errors, keeps the latent space, and decodes a latent DiT's samples."""
+with a denoiser's errors, keeps the latent space, and decodes a latent DiT's samples. And its
+sibling, a denoising fine-tune, where the encoder learns through those errors too."""
 
 import json
 
@@ -117,3 +118,36 @@ def test_drawn_errors_are_per_clip_and_within_their_sizes():
   assert 16 < clean.sum() < 48  # about half the clips untouched, the others all moved
   assert latent_errors.LatentErrors(blur=0.5, clean_prob=1.0).active is False
   assert latent_errors.LatentErrors().active is False
+
+
+def test_errors_on_a_training_encoder_scale_with_its_latents():
+  """An encoder in training cannot beat the noise by growing its latents: errors are sized in
+  the batch's units, so latents k z + c come back as k (z + error) + c. A frozen encoder's are
+  sized in its source's stored units, so growing its latents would shrink the error."""
+  z = jax.random.normal(jax.random.key(0), (8, 2, 4, 4, 3)) * jnp.array([1.0, 3.0, 0.2])
+  frozen = {"shift": jnp.zeros(3), "scale": jnp.ones(3)}
+  errors = latent_errors.LatentErrors(blur=0.3, noise=0.5, clean_prob=0.25)
+  key = jax.random.key(1)
+  for decoder_only, scales in ((False, True), (True, False)):
+    cfg = vae_loss.VaeLossConfig(4, 0.0, 1.0, 1.0, decoder_only, errors)
+    moved = vae_loss.with_errors(z, key, frozen, cfg)
+    grown = vae_loss.with_errors(10.0 * z + 2.0, key, frozen, cfg)
+    assert np.allclose(grown, 10.0 * moved + 2.0, atol=1e-4) is scales
+  assert float(jnp.std(moved - z)) > 0.05
+
+
+def test_a_denoising_fine_tune_moves_the_encoder_and_measures_new_stats(
+    vae_workdir, data_dir, tmp_path):
+  config = tune_config(data_dir, vae_workdir)
+  config.vae.train_parts = "all"
+  config.vae.latent_blur, config.vae.latent_shrink, config.vae.latent_noise = 0.0, 0.0, 0.5
+  workdir = tmp_path / "denoising"
+  loop.train(config, str(workdir), progress=False)
+  source = restore.load_trained(str(vae_workdir), task="vae").params
+  tuned = restore.load_trained(str(workdir), task="vae").params
+  for part in ("encoder", "decoder"):
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(_leaves(source, part), _leaves(tuned, part))), part
+  assert latents.stats_of(str(workdir)) != latents.stats_of(str(vae_workdir))
+  config.vae.init_from = ""  # a denoising VAE may also train from scratch: it needs no source
+  vae_loss.VaeLossConfig.from_config(config)
