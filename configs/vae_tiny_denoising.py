@@ -12,7 +12,7 @@ chain, and not the blur a decoder can be tuned to forgive (README, "A decoder tu
 errors"): its squares are lost in the latent, not in the decoder. A latent-denoising tokenizer
 (Yang et al. 2025, l-DeTok) trains the encoder to be decoded through noise, so what it keeps
 sits in large, redundant directions that survive a denoiser's error. The noise is sized in each
-batch's own per-channel units (vae_loss.error_units), so the encoder cannot outgrow it; the latent
+batch's own per-channel units (vae_loss.with_errors), so the encoder cannot outgrow it; the latent
 statistics are measured anew at the end, so this is a new latent space and needs its own cache.
 """
 
