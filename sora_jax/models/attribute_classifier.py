@@ -7,7 +7,8 @@ than it was shown, the classifier's gradient points at what makes the clip read 
 DiT sees, at every noise level of the same schedule, and labelled from the training captions.
 
 A few 3D convolutions modulated by the noise level, pooled over space and time, one softmax
-head per attribute; it costs a few percent of a DiT step.
+head per attribute. Small in parameters, not in time: full-resolution 3D convolutions on the
+2-core CPU ran 1.2 steps/s at batch 64 (README, "Classifier guidance on shape").
 """
 
 import jax
