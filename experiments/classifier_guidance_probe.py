@@ -36,8 +36,9 @@ HOLD_BACK = 1_000
 TIMES = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 
 
-def trained_classifier(args, channels: int):
-  """The classifier in args.classifier, trained there first when args.train_steps > 0."""
+def trained_classifier(args, channels: int, shift: float):
+  """The classifier in args.classifier, trained there first when args.train_steps > 0 (at the
+  DiT's time shift)."""
   path = os.path.abspath(args.classifier)
   if args.train_steps:
     z, labels = classifier.load_cache(args.cache)
@@ -45,10 +46,10 @@ def trained_classifier(args, channels: int):
     (zt, zv), lab = split(z), {k: split(v) for k, v in labels.items()}
     start = time.time()
     model = classifier.train(zt, {k: v[0] for k, v in lab.items()}, steps=args.train_steps,
-                             shift=args.shift, log_every=200)
+                             shift=shift, log_every=200)
     minutes = (time.time() - start) / 60
     acc = classifier.accuracy_by_time(model, zv, {k: v[1] for k, v in lab.items()}, TIMES,
-                                      schedule="cosine", shift=args.shift)
+                                      schedule="cosine", shift=shift)
     print(json.dumps({"train_minutes": round(minutes, 1), "accuracy_by_time": acc}), flush=True)
     ocp.StandardCheckpointer().save(path, nnx.state(model), force=True)
     return model
@@ -84,17 +85,17 @@ def main():
   p.add_argument("--step", type=int)
   p.add_argument("--weights", default="0,1,3")
   p.add_argument("--attributes", default="shape")
-  p.add_argument("--shift", type=float, default=4.0)
   args = p.parse_args()
   gen = pipeline.load(args.workdir, step=args.step)
   if gen.config.diffusion.prediction != "x0" or gen.config.diffusion.schedule != "cosine":
     raise SystemExit("the probe adds to an x0 prediction on the cosine schedule")
-  model = trained_classifier(args, gen.config.model.channels)
+  shift = float(gen.config.diffusion.shift)  # the classifier's noise is the DiT's
+  model = trained_classifier(args, gen.config.model.channels, shift)
   prompts = eval_run.heldout_prompts(gen.config.data, 32)
   labels = [ac.labels_of(captions.parse_prompt(p)) for p in prompts]
   settings = {"weight": 0.0, "labels": {k: np.asarray([lab[k] for lab in labels], np.int32)
                                         for k in ac.CLASSES}}
-  install(model, settings, args.attributes.split(","), args.shift)
+  install(model, settings, args.attributes.split(","), shift)
   for weight in map(float, args.weights.split(",")):
     settings["weight"] = weight
     jax.clear_caches()  # the wrapper reads the weight when the sampler is traced

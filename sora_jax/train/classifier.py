@@ -84,16 +84,16 @@ def train(z, labels, *, steps: int, batch: int = 64, lr: float = 2e-3, seed: int
 def accuracy_by_time(model, z, labels, times, *, schedule: str, shift: float, seed: int = 0,
                      batch: int = 256) -> dict:
   """{t: {attribute: accuracy}} on (z, labels) noised at each unit time t."""
+  scored = [k for k, lab in labels.items() if (lab >= 0).any()]  # attributes with labels only
   out = {}
   for t in times:
-    hits = {k: [] for k in labels}
+    hits = {k: [] for k in scored}
     for i in range(0, len(z), batch):
       zb = z[i:i + batch]
       pred = predict(model, jax.random.key(seed + i), zb, jnp.full((len(zb),), t, jnp.float32),
                      schedule=schedule, shift=shift)
-      for k, lab in labels.items():
-        lab = lab[i:i + batch]
+      for k in scored:
+        lab = labels[k][i:i + batch]
         hits[k].append(np.asarray(pred[k])[lab >= 0] == lab[lab >= 0])
-    out[float(t)] = {k: float(np.concatenate(v).mean()) for k, v in hits.items()
-                     if (labels[k] >= 0).any()}  # attributes with labels only
+    out[float(t)] = {k: float(np.concatenate(v).mean()) for k, v in hits.items()}
   return out
