@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
   x.add_argument("--workdir", required=True)
   x.add_argument("--out", required=True)
   x.add_argument("--step", type=int, help="default: the latest checkpoint")
+  _add_generation_parsers(sub)
+  _add_meshes_parser(sub)
+  return p
+
+
+def _add_generation_parsers(sub) -> None:
+  """`sample` and `eval`: both restore a run and run its sampler, so they share its flags."""
   s = sub.add_parser("sample", allow_abbrev=False, help="generate videos from prompts")
   s.add_argument("--workdir", required=True)
   s.add_argument("--prompt", action="append", default=[])
@@ -97,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
                         "--guide_step) checkpoint of another run on the same data")
     for name, text in SAMPLER_SWITCHES:
       parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=text)
+
+
+def _add_meshes_parser(sub) -> None:
   m = sub.add_parser("meshes", allow_abbrev=False, help="compile the train step on several "
                      "meshes; compare memory, collectives and time per device")
   m.add_argument("--config", required=True)
@@ -108,7 +118,6 @@ def _parser() -> argparse.ArgumentParser:
                  help="allocate nothing: compile where devices allow, else shardings only")
   m.add_argument("--topology", help="compile for a TPU topology not attached, e.g. v5p:4x4x4 "
                                     "(needs libtpu; implies --abstract)")
-  return p
 
 
 def _read_prompts(args) -> list[str]:
