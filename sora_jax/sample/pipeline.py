@@ -157,13 +157,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
   editing, the clip noised to `strength` of the chain and denoised toward each prompt (its size
   sets frames, height and width)."""
-  prompts = [tokenizer.check_prompt(p) for p in prompts]
-  if not prompts:
-    raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
-  if expand_prompts is None:
-    expand_prompts = gen.config.sample.get("expand_prompts", False)
-  if expand_prompts:
-    prompts = [captions.expand_prompt(p) for p in prompts]
+  prompts = _prepared_prompts(gen, prompts, expand_prompts)
   start = None
   if edit is not None:  # the clip sets the size and gives every frame: no first-frame pass
     start = _edit_start(edit, len(prompts))
@@ -174,11 +168,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
     first_frame_pass = draft_image = False
   d = gen.config.data
   frames, height, width = frames or d.frames, height or d.height, width or d.width
-  if gen.latent is None:
-    dims = (frames, height, width, gen.config.model.channels)
-  else:  # the DiT denoises latents: their grid must divide into its patches
-    dims = gen.latent.shape(frames, height, width)
-  patching.check_divisible(*dims[:3], gen.config.model.patch)
+  dims = _denoised_dims(gen, frames, height, width)
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        shift=shift, first_frame_pass=first_frame_pass,
                        attribute_guidance=attribute_guidance, draft_image=draft_image,
@@ -201,6 +191,27 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
                       shape=(len(prompts),) + dims, latent=gen.latent, frames=frames,
                       strength=float(strength), guide_graphdef=guide and guide.graphdef)
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
+
+
+def _prepared_prompts(gen: Generator, prompts, expand_prompts) -> list[str]:
+  """The prompts checked (non-empty UTF-8), then expanded when asked (None: the config's)."""
+  prompts = [tokenizer.check_prompt(p) for p in prompts]
+  if not prompts:
+    raise ValueError("no prompts given: pass --prompt TEXT or --prompts FILE")
+  if expand_prompts is None:
+    expand_prompts = gen.config.sample.get("expand_prompts", False)
+  return [captions.expand_prompt(p) for p in prompts] if expand_prompts else prompts
+
+
+def _denoised_dims(gen: Generator, frames: int, height: int, width: int) -> tuple:
+  """(T, H, W, C) of what the DiT denoises: the video's, or its latent grid's for a latent DiT;
+  either must divide into the model's patches."""
+  if gen.latent is None:
+    dims = (frames, height, width, gen.config.model.channels)
+  else:
+    dims = gen.latent.shape(frames, height, width)
+  patching.check_divisible(*dims[:3], gen.config.model.patch)
+  return tuple(dims)
 
 
 def contrast_prompts(config, prompts, length: int, *, guided=None, without=None):
