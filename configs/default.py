@@ -62,6 +62,11 @@ def get_config() -> ml_collections.ConfigDict:
   # they see the noisy pixels and the coarse prediction, so edges inside a patch stay sharp
   c.model.pixel_head = 0
   c.model.pixel_head_layers = 3  # convs, the zero-initialised output conv included
+  # training only (models/routing.py): blocks [start, end) see a random share `route_keep` of
+  # each frame's tokens, the rest skip them (TREAD); () or route_keep 1 routes nothing. Sampling
+  # routes nothing.
+  c.model.route_blocks = ()
+  c.model.route_keep = 0.5
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.diffusion import known_frames, self_condition
-from sora_jax.models import layers, patching, pixel_head, rope
+from sora_jax.models import layers, patching, pixel_head, rope, routing
 from sora_jax.models.text import TextEncoder
 from sora_jax.parallel.rules import constrain
 
@@ -63,6 +63,9 @@ class VideoDiT(nnx.Module):
     # the previous step's x0 estimate as C more input channels (diffusion/self_condition.py)
     self.self_condition = self_condition.enabled(cfg)
     rope.axis_dims(self.head_dim)  # validates the head dimension early
+    # training only: a share of the tokens skips blocks [start, end) (models/routing.py)
+    self.route = routing.check(cfg.get("route_blocks", ()), cfg.get("route_keep", 0.5), cfg.depth)
+    self.route_keep = cfg.get("route_keep", 0.5)
     patch_dim = math.prod(self.patch) * cfg.channels
     in_channels = self_condition.input_channels(cfg)
     self.patch_embed = layers.dense(math.prod(self.patch) * in_channels, dim, ("patch", "embed"),
@@ -86,9 +89,12 @@ class VideoDiT(nnx.Module):
     # convs at full resolution after unpatchify (pixel_head.py): sharp edges inside a patch
     self.pixel_head = pixel_head.from_config(cfg, in_channels, dim, rngs=rngs, **kw)
 
-  def __call__(self, x, t, text, known=None, mask=None, estimate=None):
+  def __call__(self, x, t, text, known=None, mask=None, estimate=None, route_key=None):
     """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames).
-    estimate [B, T, H, W, C]: the previous x0 estimate (diffusion.self_condition; None: zeros)."""
+    estimate [B, T, H, W, C]: the previous x0 estimate (diffusion.self_condition; None: zeros).
+    route_key: training with model.route_blocks draws the tokens that skip blocks with it."""
+    if route_key is not None and self.route is None:
+      raise ValueError("this model was built without model.route_blocks: it routes no tokens")
     grid = patching.grid_shape(x.shape, self.patch)
     if self.known_frames:
       x = known_frames.model_inputs(x, known, mask)
@@ -110,11 +116,7 @@ class VideoDiT(nnx.Module):
     c = self.time_out(jax.nn.silu(self.time_in(
         layers.timestep_embedding(self._patch_times(t, grid), TIME_FEATURES))))
     c = c + self.text_pool(pooled)[:, None]  # [B, T', D]: time per frame patch + caption summary
-    for block in self.blocks:
-      if self.remat:
-        h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, text_mask, angles)
-      else:
-        h = block(h, c, context, text_mask, angles)
+    h = self._blocks(h, c, context, text_mask, angles, route_key)
     shift, scale = jnp.split(self.final_ada(jax.nn.silu(c)), 2, -1)
     h = layers.modulate(self.final_norm(h), shift, scale)
     out = self.final(h if self.head is None else jax.nn.gelu(self.head(h), approximate=True))
@@ -122,6 +124,24 @@ class VideoDiT(nnx.Module):
     if self.pixel_head is not None:
       out = self.pixel_head(out, inputs, h, self.patch, grid)
     return out
+
+  def _blocks(self, h, c, context, text_mask, angles, route_key):
+    """The DiT blocks over tokens h [B, N, D]; with a route key the blocks in the route's span
+    see only `route_keep` of each temporal patch's tokens (c [B, T', D] has one row a patch)."""
+    start, end = self.route if route_key is not None else (-1, -1)
+    full_h, full_angles, idx = h, angles, None
+    for i, block in enumerate(self.blocks):
+      if i == start:
+        groups = c.shape[1]
+        idx = routing.pick(route_key, h.shape[0], groups, h.shape[1] // groups, self.route_keep)
+        full_h, h, angles = h, routing.gather(h, idx), routing.gather(full_angles, idx)
+      if self.remat:
+        h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, text_mask, angles)
+      else:
+        h = block(h, c, context, text_mask, angles)
+      if i == end - 1:
+        h, angles = routing.scatter(full_h, h, idx), full_angles
+    return h
 
   def _patch_times(self, t, grid):
     """t [B] or [B, T] -> [B, T']: the noise level of each temporal patch (its frames' mean)."""

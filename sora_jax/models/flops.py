@@ -7,7 +7,7 @@ keeps model-FLOP utilisation comparable across backends and meshes.
 import math
 
 from sora_jax.diffusion import self_condition
-from sora_jax.models import pixel_head
+from sora_jax.models import pixel_head, routing
 
 
 def _transformer_macs(tokens, dim, hidden, context=0, context_dim=0):
@@ -19,17 +19,24 @@ def _transformer_macs(tokens, dim, hidden, context=0, context_dim=0):
   return self_attn + cross + 2 * tokens * dim * hidden
 
 
-def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: int) -> int:
-  """FLOPs of one example's forward pass through VideoDiT at this clip size."""
+def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: int,
+                  routed: bool = False) -> int:
+  """FLOPs of one example's forward pass through VideoDiT at this clip size; `routed`: a
+  training pass, whose route's blocks see fewer tokens (models/routing.py)."""
   pt, ph, pw = model_cfg.patch
-  tokens = (frames // pt) * (height // ph) * (width // pw)
+  groups, per_group = frames // pt, (height // ph) * (width // pw)
+  tokens = groups * per_group
   d, w = model_cfg.width, model_cfg.text_width
   c = model_cfg.channels
   patch_dim = math.prod(model_cfg.patch) * c
   in_dim = math.prod(model_cfg.patch) * self_condition.input_channels(model_cfg)
   text = model_cfg.text_depth * _transformer_macs(text_len, w, 4 * w) + text_len * w * d
-  blocks = model_cfg.depth * (
-      _transformer_macs(tokens, d, int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d)
+  span = routing.check(model_cfg.get("route_blocks", ()), model_cfg.get("route_keep", 0.5),
+                       model_cfg.depth) if routed else None
+  kept = groups * routing.kept_per_group(model_cfg.get("route_keep", 0.5), per_group)
+  blocks = sum(_transformer_macs(kept if span and span[0] <= i < span[1] else tokens, d,
+                                 int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d
+               for i in range(model_cfg.depth))
   hidden = model_cfg.get("head_hidden", 0)
   out = tokens * (d * hidden + hidden * patch_dim) if hidden else tokens * d * patch_dim
   # embed, output (with its GELU layer), time, pool, final adaLN
@@ -42,4 +49,4 @@ def train_flops(model_cfg, *, self_condition_prob: float = 0.0, **clip) -> float
   """FLOPs of one example's train step: forward + backward (2 x forward), plus the no-gradient
   first pass of self-conditioning on that share of steps (diffusion/self_condition.py)."""
   first_pass = self_condition_prob if self_condition.enabled(model_cfg) else 0.0
-  return (3 + first_pass) * forward_flops(model_cfg, **clip)
+  return (3 + first_pass) * forward_flops(model_cfg, routed=True, **clip)

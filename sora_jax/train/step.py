@@ -155,14 +155,16 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
   if known_prob:
     known = x0
     mask = known_frames.random_mask(k_known, b, x0.shape[1], known_prob, cfg.known_frames_weights)
+  # tokens skipping the route's blocks: keys of their own, so runs without routing draw as before
+  route = lambda i: jax.random.fold_in(k_known, 2 + i) if model.route else None
   estimate = None
   if model.self_condition:  # its own key: runs without it draw what they drew before
-    first_pass = lambda zeros: model(x_t, t, text, known, mask, zeros)
+    first_pass = lambda zeros: model(x_t, t, text, known, mask, zeros, route(0))
     estimate = self_condition.training_estimate(jax.random.fold_in(k_known, 1),
                                                 cfg.self_condition_prob, first_pass, x_t,
                                                 cfg.prediction, alpha, sigma)
   with jax.named_scope("dit_forward"):
-    pred = model(x_t, t, text, known, mask, estimate)
+    pred = model(x_t, t, text, known, mask, estimate, route(1))
   diff = pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)
   axes = tuple(range(2, x0.ndim))
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)

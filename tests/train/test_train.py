@@ -18,11 +18,14 @@ def fixed_loss(run, params, batch):
   return float(np.mean(losses))
 
 
-@pytest.mark.parametrize("self_cond", [False, True])
-def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, self_cond):
-  """Also with self-conditioning, whose first pass sits under a lax.cond in the one compile."""
+@pytest.mark.parametrize("model", [{}, {"self_condition": True},
+                                   {"self_condition": True, "route_blocks": (0, 1)}],
+                         ids=["plain", "self_cond", "self_cond_routed"])
+def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, model):
+  """Also with self-conditioning, whose first pass sits under a lax.cond in the one compile, and
+  with token routing (a fresh draw of routed tokens each step, still one compile)."""
   config.train.steps, config.train.lr = 40, 3e-3
-  config.model.self_condition = self_cond
+  config.model.update(model)
   run = loop.setup(config, str(tmp_path / "run"))
   batch = loop.global_batch(run, next(run.data))
   before = fixed_loss(run, run.state.params, batch)
