@@ -1,16 +1,16 @@
-"""The recipe for issue 4's quality bar: the shapes world, 16 x 32 x 32, trained on a 2-core CPU
-within 45 minutes, keeping every checkpoint for the quality curve.
+"""The pixel-space recipe for the shapes world, 16 x 32 x 32, on a 2-core CPU within 45 minutes,
+keeping every checkpoint for the quality curve (configs/shapes_quality.py until 2026-12-04; the
+README's runs/shapes_quality and sq3 are this config).
 
-  sora-jax train --config=configs/shapes_quality.py --workdir=runs/shapes_quality
-  sora-jax eval --workdir=runs/shapes_quality --num_prompts 32 --seeds 2
-  python experiments/quality_curve.py --workdir=runs/shapes_quality
+  sora-jax train --config=configs/shapes_pixels.py --workdir=runs/shapes_pixels
+  sora-jax eval --workdir=runs/shapes_pixels --num_prompts 32 --seeds 2
+  python experiments/quality_curve.py --workdir=runs/shapes_pixels
 
 It is the tiny pixel recipe (configs/tiny_pixels.py) plus the levers that measured best (README,
-"Why the objects do not move" and "More levers at the full budget"). It stays in pixels so that
-its 45 minutes count everything it trains: the same recipe in the latent space of the shipped VAE
-(configs/shapes_latent.py) draws shapes and motion better in 35.6 minutes of DiT steps, but that
-VAE took ~54 minutes more to train (README, "Latent diffusion on the sharp VAE"); with a VAE cut
-to fit, it judged worse than this.
+"Why the objects do not move" and "More levers at the full budget"): held-out shape 0.48 at its
+4,200 steps. Its 45 minutes count everything it trains; the latent recipe on top of it
+(configs/shapes_latent.py, issue 4's configs/shapes_quality.py) draws far better in fewer DiT
+minutes, on a VAE trained once (~54 minutes, `make vae`) and shipped in assets/vae_tiny.
 """
 
 from configs import tiny_pixels

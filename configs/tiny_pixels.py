@@ -1,6 +1,6 @@
 """The pixel-space DiT small enough to train on a 2-core CPU in minutes (the demo's config until
 2026-12-02, when the demo moved to latents: configs/tiny_cpu.py). The base of the pixel quality
-recipe (configs/shapes_quality.py), of the VAE's data (configs/vae_tiny.py) and of the CLI tests.
+recipe (configs/shapes_pixels.py), of the VAE's data (configs/vae_tiny.py) and of the CLI tests.
 
   sora-jax train --config=configs/tiny_pixels.py --workdir=runs/tiny_pixels
 """

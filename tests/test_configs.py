@@ -25,7 +25,8 @@ def flat_keys(config, prefix=""):
 
 def test_every_config_is_found():
   names = {os.path.basename(p) for p in CONFIGS}
-  assert {"default.py", "tiny_cpu.py", "shapes_quality.py", "shapes_latent.py"} <= names
+  assert {"default.py", "tiny_cpu.py", "shapes_quality.py", "shapes_pixels.py",
+          "shapes_latent.py"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
