@@ -64,8 +64,7 @@ class VideoDiT(nnx.Module):
     self.self_condition = self_condition.enabled(cfg)
     rope.axis_dims(self.head_dim)  # validates the head dimension early
     # training only: a share of the tokens skips blocks [start, end) (models/routing.py)
-    self.route = routing.check(cfg.get("route_blocks", ()), cfg.get("route_keep", 0.5), cfg.depth)
-    self.route_keep = cfg.get("route_keep", 0.5)
+    self.route, self.route_keep = routing.from_config(cfg)
     patch_dim = math.prod(self.patch) * cfg.channels
     in_channels = self_condition.input_channels(cfg)
     self.patch_embed = layers.dense(math.prod(self.patch) * in_channels, dim, ("patch", "embed"),

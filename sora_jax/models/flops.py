@@ -31,9 +31,9 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   patch_dim = math.prod(model_cfg.patch) * c
   in_dim = math.prod(model_cfg.patch) * self_condition.input_channels(model_cfg)
   text = model_cfg.text_depth * _transformer_macs(text_len, w, 4 * w) + text_len * w * d
-  span = routing.check(model_cfg.get("route_blocks", ()), model_cfg.get("route_keep", 0.5),
-                       model_cfg.depth) if routed else None
-  kept = groups * routing.kept_per_group(model_cfg.get("route_keep", 0.5), per_group)
+  span, keep = routing.from_config(model_cfg)
+  span = span if routed else None
+  kept = groups * routing.kept_per_group(keep, per_group)
   blocks = sum(_transformer_macs(kept if span and span[0] <= i < span[1] else tokens, d,
                                  int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d
                for i in range(model_cfg.depth))

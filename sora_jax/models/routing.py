@@ -30,6 +30,13 @@ def check(blocks, keep: float, depth: int) -> tuple[int, int] | None:
   return start, end
 
 
+def from_config(model_cfg) -> tuple[tuple[int, int] | None, float]:
+  """(the checked route span or None, route_keep) of a model config; configs from before
+  routing have neither key and route nothing."""
+  keep = model_cfg.get("route_keep", 0.5)
+  return check(model_cfg.get("route_blocks", ()), keep, model_cfg.depth), keep
+
+
 def kept_per_group(keep: float, per_group: int) -> int:
   """Tokens of a group the routed blocks see: round(keep * per_group), at least 1."""
   return max(1, round(keep * per_group))
