@@ -51,6 +51,7 @@ def test_eval_reports_one_row_per_group(config, tmp_path):
   assert table.count("\n| 2 | held_out | 2 x 1 |") == table.count("\n| 2 | two_objects |") == 1
   assert "| group | prompted shape | judged circle |" in table
   assert "| group | prompted direction | judged left |" in table
+  assert "| group | prompted pair | shape right |" in table
 
 
 def test_confusion_counts_what_each_prompted_value_was_judged_as():
@@ -70,3 +71,20 @@ def test_confusion_counts_what_each_prompted_value_was_judged_as():
                      "| judged none |")
   assert rows[2:] == ["| - | circle | 1 | 0 | 0 | 0 |", "| - | square | 1 | 1 | 0 | 0 |",
                       "| - | triangle | 0 | 0 | 0 | 1 |"]
+
+
+def test_by_pair_counts_each_colour_shape_pair_right_out_of_asked():
+  """Squares right on one colour and not another; a missing object counts as wrong."""
+  judged = lambda ok: {"shape": ok}
+  report = {"groups": {"held_out": {"per_prompt": [
+      {"prompt": "a red square moves left", "objects": [judged(False)]},
+      {"prompt": "a red square moves left", "objects": [judged(True)]},
+      {"prompt": "a blue square moves up and a green triangle moves down",
+       "objects": [judged(True), judged(None)]}]}}}
+  group = report["groups"]["held_out"]
+  assert run.by_pair(group) == {"red square": (1, 2), "blue square": (1, 1),
+                                "green triangle": (0, 1)}
+  assert run.by_pair_markdown(report).splitlines() == [
+      "| group | prompted pair | shape right |", "|---|---|---|",
+      "| held_out | blue square | 1 / 1 |", "| held_out | red square | 1 / 2 |",
+      "| held_out | green triangle | 0 / 1 |"]
