@@ -37,8 +37,8 @@ def get_config():
   # token_routing_2026-12-04/step_time_routes.json), so 5,300 steps fit where 4,500 took 44 min:
   # run r13 read held-out shape 0.88 (13 of 20 squares), direction 0.91 in 36.7 min; the same
   # config unrouted at 4,500 steps (s45), shape 0.78 (7 squares), direction 1.00 in 44.0 min.
-  # At seeds 1 and 2 it reads shape 0.70 and 0.75 (4 and 5 squares; README, "Token routing"),
-  # and routing block 3 too, (1, 4) for 7,000 steps, drew 3 at seed 1: kept at (1, 3).
+  # At seeds 1, 2 and 3 it reads shape 0.70, 0.75, 0.75 (4, 5, 4 squares; README, "Token
+  # routing"), and routing block 3 too, (1, 4) for 7,000 steps, drew 3 at seed 1: kept at (1, 3).
   c.model.route_blocks = (1, 3)
   c.train.steps = 5_300
   return c
