@@ -68,11 +68,16 @@ def evaluate_groups(gen: pipeline.Generator, num_prompts: int, *, seeds: int = 1
   return {**reports[groups[0]], "groups": reports}
 
 
+def _groups(report: dict):
+  """(name, report) of each group of a grouped report; "-" for a report of one group."""
+  return report.get("groups", {"-": report}).items()
+
+
 def markdown(report: dict) -> str:
   """A markdown table of the summary: one row per group when the report has groups."""
   lines = ["| step | prompts | prompts x seeds | " + " | ".join(FIELDS) + " |",
            "|---" * (len(FIELDS) + 3) + "|"]
-  for name, r in report.get("groups", {"-": report}).items():
+  for name, r in _groups(report):
     s = r["summary"]
     cells = [f"{s[f]:.2f}" if s.get(f) is not None else "-" for f in FIELDS]
     lines.append(f"| {report['step']} | {name} | {r['prompts']} x {r['seeds']} | "
@@ -104,7 +109,7 @@ def by_pair(report: dict, key: str = "shape") -> dict:
   20 held-out (blue, orange) objects and 4 of 24 seen ones."""
   table = {}
   for asked, judged in _objects(report):
-    pair = f"{asked.get('colour')} {asked.get('shape')}"
+    pair = f"{asked['colour']} {asked['shape']}"
     right, total = table.get(pair, (0, 0))
     table[pair] = (right + bool(judged[key]), total + 1)
   return table
@@ -113,7 +118,7 @@ def by_pair(report: dict, key: str = "shape") -> dict:
 def by_pair_markdown(report: dict, key: str = "shape") -> str:
   """A markdown table of `by_pair` for each group: one row per prompted colour-shape pair."""
   lines = [f"| group | prompted pair | {key} right |", "|---|---|---|"]
-  for name, r in report.get("groups", {"-": report}).items():
+  for name, r in _groups(report):
     pairs = by_pair(r, key)
     for pair in sorted(pairs, key=lambda p: p.split()[::-1]):  # by shape, then colour
       lines.append(f"| {name} | {pair} | {pairs[pair][0]} / {pairs[pair][1]} |")
@@ -125,7 +130,7 @@ def confusion_markdown(report: dict, key: str = "shape") -> str:
   values = JUDGED_VALUES[key] + ("none",)
   lines = [f"| group | prompted {key} | " + " | ".join(f"judged {v}" for v in values) + " |",
            "|---" * (len(values) + 2) + "|"]
-  for name, r in report.get("groups", {"-": report}).items():
+  for name, r in _groups(report):
     for asked, row in sorted(confusion(r, key).items()):
       lines.append(f"| {name} | {asked} | " + " | ".join(str(row.get(v, 0)) for v in values)
                    + " |")
