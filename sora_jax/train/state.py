@@ -16,6 +16,7 @@ from flax import nnx
 from sora_jax.models.dit import VideoDiT
 from sora_jax.models.vae import VideoVAE
 from sora_jax.parallel import rules as rules_lib
+from sora_jax.train import muon as muon_lib
 
 
 @flax.struct.dataclass
@@ -34,16 +35,56 @@ def learning_rate(train_cfg) -> optax.Schedule:
       decay_steps=train_cfg.steps, end_value=train_cfg.lr * train_cfg.min_lr_ratio)
 
 
+OPTIMIZERS = ("adamw", "muon")
+MUON_NS_DTYPES = ("float32", "bfloat16")
+# Muon's edge layers: the patch embedding reads pixels or latents and the final layer writes them;
+# like embedding tables they stay on AdamW (Jordan et al. 2024 keep the first and last layer off).
+MUON_SKIPS = ("patch_embed", "final")
+
+
+def _path_names(path) -> list[str]:
+  return [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
+
+
+def muon_labels(params):
+  """'muon' for the hidden matrices (2-D `kernel`s outside MUON_SKIPS), 'adamw' for the rest:
+  biases, norms, gains, embedding tables, the edge layers and any conv kernel."""
+  def label(path, p):
+    names = _path_names(path)
+    hidden = (p.ndim == 2 and "kernel" in names and names[0] not in MUON_SKIPS)
+    return "muon" if hidden else "adamw"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def _adamw(train_cfg) -> optax.GradientTransformation:
+  """AdamW without weight decay on biases, norms and gains (ndim < 2)."""
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  return optax.adamw(learning_rate(train_cfg), b1=0.9, b2=train_cfg.b2,
+                     weight_decay=train_cfg.weight_decay, mask=decay_mask)
+
+
+def _muon(train_cfg) -> optax.GradientTransformation:
+  """Muon (train/muon.py) on the hidden matrices, AdamW on the rest, one schedule: Muon's
+  updates are RMS-matched to AdamW's, so `train.lr` and `train.weight_decay` carry over."""
+  ns_dtype = train_cfg.get("muon_ns_dtype", "float32")
+  if ns_dtype not in MUON_NS_DTYPES:
+    raise ValueError(f"train.muon_ns_dtype={ns_dtype!r}; allowed: {', '.join(MUON_NS_DTYPES)}")
+  hidden = muon_lib.muon(learning_rate(train_cfg), train_cfg.weight_decay,
+                         ns_dtype=jnp.dtype(ns_dtype))
+  return optax.partition({"muon": hidden, "adamw": _adamw(train_cfg)}, muon_labels)
+
+
 def make_optimizer(train_cfg, frozen: tuple = ()) -> optax.GradientTransformation:
-  """AdamW with global-norm clipping; no weight decay on biases, norms and gains (ndim < 2).
+  """`train.optimizer` (AdamW, or Muon on the hidden matrices) after global-norm clipping.
 
   Parameters under the top-level modules named in `frozen` get zero updates (weight decay
   included), so they stay bit-identical to where they started.
   """
-  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
-  parts = [optax.clip_by_global_norm(train_cfg.grad_clip),
-           optax.adamw(learning_rate(train_cfg), b1=0.9, b2=train_cfg.b2,
-                       weight_decay=train_cfg.weight_decay, mask=decay_mask)]
+  name = train_cfg.get("optimizer", "adamw")
+  if name not in OPTIMIZERS:
+    raise ValueError(f"train.optimizer={name!r}; allowed: {', '.join(OPTIMIZERS)}")
+  core = _muon(train_cfg) if name == "muon" else _adamw(train_cfg)
+  parts = [optax.clip_by_global_norm(train_cfg.grad_clip), core]
   if frozen:
     in_frozen = lambda params: jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[0], "key", None) in frozen, params)
@@ -107,10 +148,26 @@ def state_shardings(abstract: TrainState, tx, mesh, rules) -> TrainState:
     logical = nnx.get_partition_spec(abstract.params)
   param_sh = rules_lib.logical_to_sharding(logical, mesh, rules)
   repl = rules_lib.replicated(mesh)
-  opt_sh = optax.tree_map_params(
-      tx, lambda _, sharding: sharding, abstract.opt_state, param_sh,
-      transform_non_params=lambda _: repl)
+  opt_sh = _moment_shardings(abstract.opt_state, abstract.params, param_sh, repl)
   return TrainState(step=repl, params=param_sh, opt_state=opt_sh, ema_params=param_sh)
+
+
+def _moment_shardings(opt_state, params, param_sh, repl):
+  """Each optimizer-state leaf sharded like the parameter whose key path ends its own path
+  (`...mu['blocks'][0]['mlp']['up']['kernel']` is that kernel's moment) and of its shape;
+  counters and anything else replicated. Unlike optax.tree_map_params this reads states that
+  optax.partition masks (Muon's and AdamW's halves each hold only their own parameters)."""
+  by_path = {tuple(path): (leaf.shape, sh) for (path, leaf), sh in zip(
+      jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(param_sh))}
+  lengths = sorted({len(p) for p in by_path}, reverse=True)
+
+  def sharding(path, leaf):
+    for n in lengths:
+      shape, sh = by_path.get(tuple(path[-n:]), (None, None))
+      if sh is not None and shape == leaf.shape:
+        return sh
+    return repl
+  return jax.tree_util.tree_map_with_path(sharding, opt_state)
 
 
 def abstract_state(config, tx):

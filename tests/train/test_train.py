@@ -18,13 +18,15 @@ def fixed_loss(run, params, batch):
   return float(np.mean(losses))
 
 
-@pytest.mark.parametrize("model", [{}, {"self_condition": True},
-                                   {"self_condition": True, "route_blocks": (0, 1)}],
-                         ids=["plain", "self_cond", "self_cond_routed"])
-def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, model):
-  """Also with self-conditioning, whose first pass sits under a lax.cond in the one compile, and
-  with token routing (a fresh draw of routed tokens each step, still one compile)."""
+@pytest.mark.parametrize("model,optimizer", [
+    ({}, "adamw"), ({"self_condition": True}, "adamw"),
+    ({"self_condition": True, "route_blocks": (0, 1)}, "adamw"), ({}, "muon")],
+    ids=["plain", "self_cond", "self_cond_routed", "muon"])
+def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, model, optimizer):
+  """Also with self-conditioning, whose first pass sits under a lax.cond in the one compile, with
+  token routing (a fresh draw of routed tokens each step, still one compile), and with Muon."""
   config.train.steps, config.train.lr = 40, 3e-3
+  config.train.optimizer = optimizer
   config.model.update(model)
   run = loop.setup(config, str(tmp_path / "run"))
   batch = loop.global_batch(run, next(run.data))
