@@ -140,6 +140,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.01
   c.train.b2 = 0.99
   c.train.grad_clip = 1.0
+  # adamw, or muon: orthogonalised momentum on the hidden matrices, AdamW on the rest
+  c.train.optimizer = "adamw"
+  c.train.muon_ns_dtype = "float32"  # Muon's Newton-Schulz matmuls; bfloat16 on accelerators
   c.train.ema_decay = 0.999
   c.train.log_every = 50
   c.train.checkpoint_every = 1_000
@@ -155,6 +158,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample.steps = 50
   c.sample.guidance = 4.0
   c.sample.eta = 0.0
+  # > 1: each DDIM step passes on eps_hat / eps_scale (epsilon scaling against exposure bias)
+  c.sample.eps_scale = 1.0
   # > 0: a further pass on each prompt without its guided_attributes words (comma-separated:
   # colour, shape) and this weight on the difference; for models trained with
   # data.attribute_dropout (sampling.guided)

@@ -123,7 +123,7 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
 
 
 @pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1"),
-                                          ("--shift=0", "shift=0"),
+                                          ("--shift=0", "shift=0"), ("--eps_scale=0", "eps_scale=0"),
                                           ("--attribute_guidance=-1", "attribute_guidance=-1"),
                                           ("--first_frame_pass", "needs a model trained with"),
                                           ("--draft_image", "turn that on too"),

@@ -27,6 +27,10 @@ class SamplerConfig:
   # effect strengthened against the rest of the prompt; needs the `contrast` tokens
   attribute_guidance: float = 0.0
   eta: float = 0.0
+  # epsilon scaling (Ning et al. 2024): each step carries eps_hat / eps_scale, not eps_hat. A
+  # sampled x_t strays from the x_t the model trained on (exposure bias); > 1 shrinks the
+  # predicted noise each step passes on. 1: plain DDIM
+  eps_scale: float = 1.0
   frame_noise_corr: float = 0.0  # must match training (see noise.py)
   stagger: float = 0.0  # lag of the last frame group behind the first, in chain lengths
   time_group: int = 1  # frames sharing one noise level (the model's temporal patch)
@@ -46,6 +50,8 @@ class SamplerConfig:
       raise ValueError(f"steps={self.steps}; must be >= 1")
     if self.eta < 0:
       raise ValueError(f"eta={self.eta}; must be >= 0")
+    if not self.eps_scale > 0:
+      raise ValueError(f"eps_scale={self.eps_scale}; must be > 0 (1: plain DDIM)")
     if self.guidance < 0:
       raise ValueError(f"guidance={self.guidance}; must be >= 0")
     if self.attribute_guidance < 0:
@@ -87,6 +93,7 @@ def ddim_step(cfg: SamplerConfig, x_t, pred, t, s, noise):
   a_t, s_t = schedules.alpha_sigma(cfg.schedule, t, cfg.shift)
   a_s, s_s = schedules.alpha_sigma(cfg.schedule, s, cfg.shift)
   x0, eps = objectives.to_x0_eps(cfg.prediction, pred, x_t, a_t, s_t)
+  eps = eps / cfg.eps_scale
   # SNR_t / SNR_s, 0 at s = 0; no 0 / 0 where both are pure noise (frames not started yet)
   ratio = jnp.where(s_s > 0, schedules.snr(a_t, s_t) / jnp.maximum(schedules.snr(a_s, s_s), 1e-20),
                     0.0)

@@ -118,7 +118,7 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
                    first_frame_pass=None, attribute_guidance=None, draft_image=None,
-                   autoguidance=None) -> sampling.SamplerConfig:
+                   autoguidance=None, eps_scale=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
@@ -138,6 +138,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       attribute_guidance=pick(attribute_guidance, "attribute_guidance"),
       autoguidance=pick(autoguidance, "autoguidance"),
+      eps_scale=float(s.get("eps_scale", 1.0) if eps_scale is None else eps_scale),
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
       draft_image=bool(draft_image),
@@ -148,7 +149,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
              contrast_without=None, draft_image=None, expand_prompts=None,
-             autoguidance=None) -> np.ndarray:
+             autoguidance=None, eps_scale=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   expand_prompts (None: config.sample.expand_prompts): the model sees each prompt rewritten in
@@ -172,7 +173,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        shift=shift, first_frame_pass=first_frame_pass,
                        attribute_guidance=attribute_guidance, draft_image=draft_image,
-                       autoguidance=autoguidance)
+                       autoguidance=autoguidance, eps_scale=eps_scale)
   if cfg.autoguidance and gen.guide is None:
     raise ValueError(f"autoguidance={cfg.autoguidance} needs a worse model to guide with: "
                      "--guide_step N (a checkpoint of this run) or --guide_workdir DIR")

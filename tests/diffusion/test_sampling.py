@@ -34,8 +34,9 @@ def test_ddim_with_exact_x0_oracle_returns_x0(schedule, prediction, eta, stagger
   np.testing.assert_allclose(out, x0, atol=2e-4)
 
 
-def reference_ddim(model, x, steps):
-  """DDIM eta=0 for cosine VP as written in Song et al. (2021) with eps and v predictions."""
+def reference_ddim(model, x, steps, eps_scale=1.0):
+  """DDIM eta=0 for cosine VP as written in Song et al. (2021) with eps and v predictions; with
+  eps_scale, the epsilon scaling of Ning et al. (2024): the noise term divided by it."""
   ts = np.linspace(1.0, 0.0, steps + 1)
   for t, s in zip(ts[:-1], ts[1:]):
     abar_t = max(np.cos(np.pi / 2 * t), 0.0) ** 2
@@ -43,18 +44,19 @@ def reference_ddim(model, x, steps):
     v = model(x, t)
     x0 = np.sqrt(abar_t) * x - np.sqrt(1 - abar_t) * v
     eps = np.sqrt(abar_t) * v + np.sqrt(1 - abar_t) * x
-    x = np.sqrt(abar_s) * x0 + np.sqrt(1 - abar_s) * eps
+    x = np.sqrt(abar_s) * x0 + np.sqrt(1 - abar_s) * eps / eps_scale
   return x
 
 
-def test_ddim_eta0_matches_hand_written_reference():
+@pytest.mark.parametrize("eps_scale", [1.0, 1.2])
+def test_ddim_eta0_matches_hand_written_reference(eps_scale):
   model = lambda x, t, xp: 0.5 * x * (1 - t) + 0.2 * xp.sin(x) + 0.1 * t
-  cfg = sampling.SamplerConfig(schedule="cosine", prediction="v", steps=5)
+  cfg = sampling.SamplerConfig(schedule="cosine", prediction="v", steps=5, eps_scale=eps_scale)
   fn = lambda x, t, text, *_: model(x, t[:, :, None, None, None], jnp)
   text = jnp.zeros((2, 3), jnp.int32)
   out = sampling.sample(fn, cfg, jax.random.key(3), SHAPE, text, text)
   x_init = jax.random.normal(jax.random.split(jax.random.key(3))[0], SHAPE)
-  ref = reference_ddim(lambda x, t: model(x, t, np), np.asarray(x_init, np.float64), 5)
+  ref = reference_ddim(lambda x, t: model(x, t, np), np.asarray(x_init, np.float64), 5, eps_scale)
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -222,7 +224,8 @@ def test_schedules_run_from_clean_to_noise():
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(eta=-1.0), dict(schedule="nope"),
                                  dict(prediction="score"), dict(stagger=-0.5),
                                  dict(time_group=0), dict(attribute_guidance=-1.0),
-                                 dict(autoguidance=-1.0), dict(autoguidance=float("nan"))])
+                                 dict(autoguidance=-1.0), dict(autoguidance=float("nan")),
+                                 dict(eps_scale=0.0), dict(eps_scale=float("nan"))])
 def test_bad_sampler_settings_rejected(bad):
   with pytest.raises(ValueError):
     sampling.SamplerConfig(**bad)
