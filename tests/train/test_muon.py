@@ -1,5 +1,5 @@
 """Muon (train/muon.py) and `train.optimizer`: the orthogonalisation, which parameters it takes,
-optimizer-state shardings under optax.partition, (tests/train/test_train.py trains with it)."""
+optimizer-state shardings under optax.partition; tests/train/test_train.py trains with it."""
 
 import jax
 import jax.numpy as jnp
