@@ -121,7 +121,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
                    autoguidance=None, eps_scale=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
-  pick = lambda given, key: float(s.get(key, 0.0) if given is None else given)
+  pick = lambda given, key, default=0.0: float(s.get(key, default) if given is None else given)
   if first_frame_pass is None:
     first_frame_pass = s.get("first_frame_pass", False)
   if first_frame_pass and not config.model.get("known_frames", False):
@@ -138,7 +138,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       eta=pick(eta, "eta"), stagger=pick(stagger, "stagger"),  # older checkpoints: no stagger
       attribute_guidance=pick(attribute_guidance, "attribute_guidance"),
       autoguidance=pick(autoguidance, "autoguidance"),
-      eps_scale=float(s.get("eps_scale", 1.0) if eps_scale is None else eps_scale),
+      eps_scale=pick(eps_scale, "eps_scale", 1.0),  # older checkpoints: plain DDIM
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
       draft_image=bool(draft_image),

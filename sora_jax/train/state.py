@@ -42,16 +42,12 @@ MUON_NS_DTYPES = ("float32", "bfloat16")
 MUON_SKIPS = ("patch_embed", "final")
 
 
-def _path_names(path) -> list[str]:
-  return [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
-
-
 def muon_labels(params):
   """'muon' for the hidden matrices (2-D `kernel`s outside MUON_SKIPS), 'adamw' for the rest:
   biases, norms, gains, embedding tables, the edge layers and any conv kernel."""
   def label(path, p):
-    names = _path_names(path)
-    hidden = (p.ndim == 2 and "kernel" in names and names[0] not in MUON_SKIPS)
+    names = [getattr(k, "key", None) for k in path]  # dict keys; None for list indices
+    hidden = p.ndim == 2 and "kernel" in names and names[0] not in MUON_SKIPS
     return "muon" if hidden else "adamw"
   return jax.tree_util.tree_map_with_path(label, params)
 

@@ -98,5 +98,3 @@ def test_each_optimizer_moment_is_sharded_like_its_parameter(config):
   n_params = len(param_specs)
   n_muon = sum(v == "muon" for v in jax.tree.leaves(state_lib.muon_labels(abstract.params)))
   assert moments == n_muon + 2 * (n_params - n_muon)  # Muon: one moment; AdamW: two
-
-
