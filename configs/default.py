@@ -126,6 +126,9 @@ def get_config() -> ml_collections.ConfigDict:
   # share of training steps that condition on the model's own first-pass estimate (zeros on the
   # others); used only with model.self_condition
   c.diffusion.self_condition_prob = 0.5
+  # where that estimate comes from: 0, a first pass at the step's own noise level; k, a pass k
+  # sampler steps (of sample.steps) earlier, taken one DDIM step down to x_t as sampling does
+  c.diffusion.self_condition_lag = 0
   # a latent DiT's x0 estimate also judged in pixels, decoded by the frozen VAE, on the
   # `decoded_loss_clips` least noisy clips of each batch (train/decoded_loss.py); 0: off
   c.diffusion.decoded_loss_weight = 0.0

@@ -7,12 +7,17 @@ noisier input than before. With self-conditioning the previous x0 estimate comes
 input channels: sampling carries it from step to step at no extra cost, and training teaches its
 use by feeding, for a share of batches, the model's own stop-gradient estimate from a first pass
 (zeros otherwise, which is also what the first sampling step sees).
+
+In sampling the estimate comes from the step before, at a higher noise level, and x_t itself was
+built from that step's x0 estimate, so it carries the model's own error (exposure bias: a
+rounded corner drawn at one step is handed to the next as if it were data). `previous_step`
+trains on exactly that pair, at no extra cost: the first pass runs one step up the chain.
 """
 
 import jax
 import jax.numpy as jnp
 
-from sora_jax.diffusion import known_frames, objectives
+from sora_jax.diffusion import known_frames, objectives, schedules
 
 
 def enabled(model_cfg) -> bool:
@@ -55,3 +60,26 @@ def training_estimate(key, prob: float, first_pass, x_t, prediction: str, alpha,
     return jax.lax.stop_gradient(x0_estimate(prediction, pred, x_t, alpha, sigma))
 
   return jax.lax.cond(jax.random.bernoulli(key, prob), estimate, lambda _: zeros, None)
+
+
+def previous_step(key, prob: float, first_pass, x0, eps, x_t, t, dt: float, schedule: str,
+                  shift: float, prediction: str):
+  """(input, estimate) for the second pass when the estimate comes, as in sampling, from the
+  step before: with probability `prob` (one draw per batch) the clip is noised with the same eps
+  to t' = min(t + dt, 1), `first_pass(x_t', t', zeros)` is taken one DDIM step (eta 0) down to t,
+  and that x_t, which differs from the forward-noised one by (alpha_t - alpha_t' sigma_t /
+  sigma_t') times the model's x0 error, comes back with the x0 estimate, both stop-gradient.
+  Otherwise (x_t, zeros): the forward-noised clip and no estimate. dt is in the model's
+  (unshifted) time, where the sampler's steps are 1 / steps apart."""
+  zeros = jnp.zeros_like(x_t)
+
+  def rollout(_):
+    t_prev = jnp.minimum(t + dt, 1.0)
+    a_prev, s_prev = schedules.alpha_sigma(schedule, t_prev, shift)
+    x_prev = objectives.noisy(x0, eps, a_prev, s_prev)
+    x0_hat, eps_hat = objectives.to_x0_eps(prediction, first_pass(x_prev, t_prev, zeros), x_prev,
+                                           a_prev, s_prev)
+    alpha, sigma = schedules.alpha_sigma(schedule, t, shift)
+    return jax.lax.stop_gradient((objectives.noisy(x0_hat, eps_hat, alpha, sigma), x0_hat))
+
+  return jax.lax.cond(jax.random.bernoulli(key, prob), rollout, lambda _: (x_t, zeros), None)

@@ -40,6 +40,8 @@ class StepConfig:
   decoded_weight: float = 0.0  # weight of the pixel loss through the decoder (decoded_loss.py)
   decoded_clips: int = 0  # the least noisy clips of a batch it decodes
   frames: int = 0  # pixel frames of a clip (what a latent clip decodes to)
+  # > 0: the self-conditioning estimate, and x_t with it, from this much earlier in the chain
+  self_condition_dt: float = 0.0
 
   @classmethod
   def from_config(cls, config, latent=None):
@@ -57,6 +59,7 @@ class StepConfig:
     weights = known_frames.check_weights(d.get("known_frames_weights", known_frames.UNIFORM))
     self_prob = float(d.get("self_condition_prob", 0.0))
     check_prob("diffusion.self_condition_prob", self_prob)
+    self_dt = self_condition_dt(config)
     second_prob = float(d.get("second_shift_prob", 0.0))
     second_shift = float(d.get("second_shift", 1.0))
     check_prob("diffusion.second_shift_prob", second_prob)
@@ -72,7 +75,18 @@ class StepConfig:
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
                second_prob, second_shift, image_batch(config), loss_norm, decoded_weight,
-               decoded_clips, int(config.data.frames))
+               decoded_clips, int(config.data.frames), self_dt)
+
+
+def self_condition_dt(config) -> float:
+  """diffusion.self_condition_lag sampler steps (sample.steps to the chain) in the model's time:
+  0 trains the estimate at the step's own noise level, 1 at the step before, as sampling does."""
+  lag = int(config.diffusion.get("self_condition_lag", 0))
+  if lag < 0:
+    raise ValueError(f"diffusion.self_condition_lag={lag}; must be >= 0 (sampler steps)")
+  if lag and not self_condition.enabled(config.model):
+    raise ValueError(f"diffusion.self_condition_lag={lag} needs model.self_condition = True")
+  return lag / int(config.sample.steps)
 
 
 def image_batch(config) -> int:
@@ -159,10 +173,17 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
   route = lambda i: jax.random.fold_in(k_known, 2 + i) if model.route else None
   estimate = None
   if model.self_condition:  # its own key: runs without it draw what they drew before
-    first_pass = lambda zeros: model(x_t, t, text, known, mask, zeros, route(0))
-    estimate = self_condition.training_estimate(jax.random.fold_in(k_known, 1),
-                                                cfg.self_condition_prob, first_pass, x_t,
-                                                cfg.prediction, alpha, sigma)
+    k_self = jax.random.fold_in(k_known, 1)
+    first_pass = lambda x, at, zeros: model(x, at, text, known, mask, zeros, route(0))
+    if cfg.self_condition_dt:
+      x_t, estimate = self_condition.previous_step(
+          k_self, cfg.self_condition_prob, first_pass, x0, eps, x_t, t, cfg.self_condition_dt,
+          cfg.schedule, cfg.shift, cfg.prediction)
+      eps = objectives.to_x0_eps("x0", x0, x_t, alpha, sigma)[1]  # the noise x_t now holds
+    else:
+      estimate = self_condition.training_estimate(
+          k_self, cfg.self_condition_prob, lambda zeros: first_pass(x_t, t, zeros), x_t,
+          cfg.prediction, alpha, sigma)
   with jax.named_scope("dit_forward"):
     pred = model(x_t, t, text, known, mask, estimate, route(1))
   diff = pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)

@@ -18,16 +18,18 @@ def fixed_loss(run, params, batch):
   return float(np.mean(losses))
 
 
-@pytest.mark.parametrize("model,optimizer", [
-    ({}, "adamw"), ({"self_condition": True}, "adamw"),
-    ({"self_condition": True, "route_blocks": (0, 1)}, "adamw"), ({}, "muon")],
-    ids=["plain", "self_cond", "self_cond_routed", "muon"])
-def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, model, optimizer):
+@pytest.mark.parametrize("model,optimizer,lag", [
+    ({}, "adamw", 0), ({"self_condition": True}, "adamw", 0),
+    ({"self_condition": True, "route_blocks": (0, 1)}, "adamw", 1), ({}, "muon", 0)],
+    ids=["plain", "self_cond", "self_cond_routed_lag", "muon"])
+def test_training_lowers_the_loss_and_compiles_once(config, tmp_path, model, optimizer, lag):
   """Also with self-conditioning, whose first pass sits under a lax.cond in the one compile, with
-  token routing (a fresh draw of routed tokens each step, still one compile), and with Muon."""
+  token routing (a fresh draw of routed tokens each step, still one compile) and the estimate
+  from a step earlier in the chain, and with Muon."""
   config.train.steps, config.train.lr = 40, 3e-3
   config.train.optimizer = optimizer
   config.model.update(model)
+  config.diffusion.self_condition_lag = lag
   run = loop.setup(config, str(tmp_path / "run"))
   batch = loop.global_batch(run, next(run.data))
   before = fixed_loss(run, run.state.params, batch)
@@ -140,6 +142,18 @@ def test_second_shift_keys_are_checked(config):
   config.diffusion.second_shift = 0.0
   with pytest.raises(ValueError, match="second_shift=0.0"):
     step_lib.StepConfig.from_config(config)
+
+
+def test_self_condition_lag_is_checked(config):
+  config.diffusion.self_condition_lag = 1
+  with pytest.raises(ValueError, match="self_condition_lag=1 needs model.self_condition"):
+    step_lib.StepConfig.from_config(config)
+  config.model.self_condition = True
+  config.diffusion.self_condition_lag = -1
+  with pytest.raises(ValueError, match="self_condition_lag=-1; must be >= 0"):
+    step_lib.StepConfig.from_config(config)
+  config.diffusion.self_condition_lag = 2
+  assert step_lib.StepConfig.from_config(config).self_condition_dt == 2 / config.sample.steps
 
 
 def test_image_batch_adds_the_first_frames_as_images_and_leaves_the_clips_draws(config, tmp_path):
