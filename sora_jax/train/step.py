@@ -174,7 +174,7 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
   estimate = None
   if model.self_condition:  # its own key: runs without it draw what they drew before
     k_self = jax.random.fold_in(k_known, 1)
-    first_pass = lambda x, at, zeros: model(x, at, text, known, mask, zeros, route(0))
+    first_pass = lambda x, level, zeros: model(x, level, text, known, mask, zeros, route(0))
     if cfg.self_condition_dt:
       x_t, estimate = self_condition.previous_step(
           k_self, cfg.self_condition_prob, first_pass, x0, eps, x_t, t, cfg.self_condition_dt,
