@@ -53,14 +53,15 @@ def test_training_estimate_is_zeros_or_the_stop_gradient_first_pass():
   assert 10 < sum(drawn) < 30, sum(drawn)  # one draw per batch, about half of them
 
 
-def _previous_step(first_pass, prob=1.0, prediction="x0", dt=0.1, t=None):
-  """previous_step on a fixed clip, noise and times; returns (x0, eps, t, x_t, x_in, estimate)."""
+def _previous_step(first_pass, prob=1.0, prediction="x0"):
+  """previous_step (dt 0.1) on a fixed clip and noise at t = 0.2 and 0.95 (0.95 + dt is clipped
+  to 1); returns (x0, t, x_t, x_in, estimate)."""
   x0, eps = (jax.random.normal(jax.random.key(k), SHAPE) for k in (3, 4))
-  t = jnp.array([[0.2] * 4, [0.95] * 4]) if t is None else t  # 0.95 + dt is clipped to 1
+  t = jnp.array([[0.2] * 4, [0.95] * 4])
   x_t = objectives.noisy(x0, eps, *schedules.alpha_sigma("cosine", t, 2.0))
   out = self_condition.previous_step(jax.random.key(5), prob, first_pass(x0), x0, eps, x_t, t,
-                                     dt, "cosine", 2.0, prediction)
-  return (x0, eps, t, x_t) + out
+                                     0.1, "cosine", 2.0, prediction)
+  return (x0, t, x_t) + out
 
 
 @pytest.mark.parametrize("prediction", ["x0", "v"])
@@ -74,7 +75,7 @@ def test_previous_step_of_an_exact_model_is_the_forward_noised_clip(prediction):
       return x0 + zeros if prediction == "x0" else objectives.target("v", x0, eps, a, s)
     return fn
 
-  x0, _, _, x_t, x_in, estimate = _previous_step(first_pass, prediction=prediction)
+  x0, _, x_t, x_in, estimate = _previous_step(first_pass, prediction=prediction)
   np.testing.assert_allclose(x_in, x_t, atol=1e-4)
   np.testing.assert_allclose(estimate, x0, atol=1e-4)
 
@@ -84,16 +85,16 @@ def test_previous_step_hands_on_the_models_error_scaled_as_one_ddim_step():
   min(t + dt, 1); no gradient reaches the first pass; prob 0 gives (x_t, zeros)."""
   d = jax.random.normal(jax.random.key(6), SHAPE)
   first_pass = lambda x0, w=1.0: lambda x, t, zeros: x0 + w * d
-  x0, _, t, x_t, x_in, estimate = _previous_step(first_pass)
+  x0, t, x_t, x_in, estimate = _previous_step(first_pass)
   a, s = schedules.alpha_sigma("cosine", t, 2.0)
   a_prev, s_prev = schedules.alpha_sigma("cosine", jnp.minimum(t + 0.1, 1.0), 2.0)
   c = objectives.expand(a - a_prev * s / s_prev, d)
   np.testing.assert_allclose(x_in, x_t + c * d, atol=1e-5)
   np.testing.assert_allclose(estimate, x0 + d, atol=1e-6)
   assert float(jnp.min(jnp.abs(c[0]))) > 0.01  # t = 0.2: a real share of the error
-  grad = jax.grad(lambda w: jnp.sum(_previous_step(lambda x0: first_pass(x0, w))[4]))(1.0)
+  grad = jax.grad(lambda w: jnp.sum(_previous_step(lambda x0: first_pass(x0, w))[3]))(1.0)
   assert float(grad) == 0.0
-  _, _, _, x_t, x_in, estimate = _previous_step(first_pass, prob=0.0)
+  _, _, x_t, x_in, estimate = _previous_step(first_pass, prob=0.0)
   np.testing.assert_array_equal(x_in, x_t)
   np.testing.assert_array_equal(estimate, 0.0)
 
