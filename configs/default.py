@@ -107,8 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.schedule = "cosine"  # cosine | linear | rectified_flow
   c.diffusion.shift = 1.0  # >1 moves time toward noise (resolution shift)
   c.diffusion.prediction = "v"  # v | eps | x0 | flow
-  c.diffusion.loss_weighting = "min_snr"  # none | x0 | min_snr | velocity (objectives.loss_weight)
-  c.diffusion.min_snr_gamma = 5.0
+  # none | x0 | min_snr | velocity | clipped_velocity (objectives.loss_weight)
+  c.diffusion.loss_weighting = "min_snr"
+  c.diffusion.min_snr_gamma = 5.0  # min_snr's clip of the SNR; clipped_velocity's of its weight
   c.diffusion.loss_norm = "l2"  # l2 | l1: regress to the posterior mean or median (objectives.py)
   c.diffusion.caption_dropout = 0.1
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip

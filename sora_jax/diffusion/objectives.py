@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from sora_jax.diffusion import schedules
 
 PREDICTIONS = ("v", "eps", "x0", "flow")
-WEIGHTINGS = ("none", "x0", "min_snr", "velocity")
+WEIGHTINGS = ("none", "x0", "min_snr", "velocity", "clipped_velocity")
 NORMS = ("l2", "l1")
 _MIN_SIGMA = 0.05  # floor of the noise level in the velocity weighting (as in JiT)
 _TINY = 1e-8
@@ -83,6 +83,11 @@ def x0_error_scale(prediction, alpha, sigma):
           "v": lambda: s / (a**2 + s**2), "flow": lambda: s / jnp.maximum(a + s, _TINY)}[prediction]()
 
 
+def velocity_x0_weight(alpha, sigma):
+  """(1 + alpha / sigma)^2: a flow-velocity error (eps - x0) per x0 error at a fixed x_t."""
+  return (1.0 + jnp.asarray(alpha) / jnp.maximum(sigma, _MIN_SIGMA)) ** 2
+
+
 def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   """Per-example weight of the squared prediction error.
 
@@ -91,9 +96,12 @@ def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   gives (x0_hat = alpha x_t - sigma v: a nearly clean input is copied, not redrawn; Karras et al.
   2022 precondition the same way). min_snr (Hang et al. 2023) weighs the x0 error by
   min(SNR, gamma). velocity: the squared error of the implied flow velocity eps - x0, the loss that
-  lets an x0-predicting model with large patches learn (Li & He 2025, "Back to Basics"). Both are
-  carried into the prediction's own space through `x0_error_scale`, so they mean the same for
-  every prediction type.
+  lets an x0-predicting model with large patches learn (Li & He 2025, "Back to Basics").
+  clipped_velocity: the velocity weight on the x0 error, (1 + alpha / sigma)^2, clipped at gamma:
+  high noise weighs as with none, low noise up to gamma times more (not the ~400 times velocity
+  reaches), so the last steps of the chain, where corners are drawn, count without drowning the
+  first ones, where layout and motion are. All are carried into the prediction's own space
+  through `x0_error_scale`, so they mean the same for every prediction type.
   """
   check(prediction, weighting)
   if weighting == "none":
@@ -103,5 +111,8 @@ def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   if weighting == "velocity":
     flow_scale = x0_error_scale("flow", alpha, jnp.maximum(sigma, _MIN_SIGMA))
     return (x0_error_scale(prediction, alpha, sigma) / flow_scale) ** 2
-  w_x0 = jnp.minimum(schedules.snr(alpha, sigma), gamma)
+  if weighting == "clipped_velocity":
+    w_x0 = jnp.minimum(velocity_x0_weight(alpha, sigma), gamma)
+  else:
+    w_x0 = jnp.minimum(schedules.snr(alpha, sigma), gamma)
   return w_x0 * x0_error_scale(prediction, alpha, sigma) ** 2

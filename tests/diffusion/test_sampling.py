@@ -246,6 +246,21 @@ def test_velocity_weighting_is_the_flow_velocity_error(prediction):
   np.testing.assert_allclose(w * jnp.mean((pred - true) ** 2, axis=1), flow_err, rtol=1e-3)
 
 
+@pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
+def test_clipped_velocity_is_velocity_up_to_gamma_then_gamma(prediction):
+  """On the x0 error, for every prediction: the velocity weight where it is below gamma (high
+  noise, near 1), gamma where velocity's would be larger (low noise)."""
+  alpha, sigma = schedules.alpha_sigma("cosine", jnp.linspace(0.02, 0.98, 25), 4.0)
+  to_x0 = lambda w: w / objectives.x0_error_scale(prediction, alpha, sigma) ** 2
+  clipped = to_x0(objectives.loss_weight(prediction, "clipped_velocity", alpha, sigma, gamma=5.0))
+  velocity = to_x0(objectives.loss_weight(prediction, "velocity", alpha, sigma))
+  below = velocity < 5.0
+  assert 0 < int(below.sum()) < below.size  # the grid crosses the clip
+  np.testing.assert_allclose(clipped[below], velocity[below], rtol=1e-4)
+  np.testing.assert_allclose(clipped[~below], 5.0, rtol=1e-6)
+  assert float(clipped[-1]) == pytest.approx(1.0, abs=0.05)  # pure noise weighs as "none"
+
+
 @pytest.mark.parametrize("corr", [0.0, 0.5, 0.9])
 def test_video_noise_has_unit_variance_and_the_asked_frame_correlation(corr):
   from sora_jax.diffusion import noise
