@@ -84,7 +84,8 @@ def x0_error_scale(prediction, alpha, sigma):
 
 
 def velocity_x0_weight(alpha, sigma):
-  """(1 + alpha / sigma)^2: a flow-velocity error (eps - x0) per x0 error at a fixed x_t."""
+  """(1 + alpha / sigma)^2: the squared flow-velocity error (eps - x0) per squared x0 error at a
+  fixed x_t (sigma floored at _MIN_SIGMA)."""
   return (1.0 + jnp.asarray(alpha) / jnp.maximum(sigma, _MIN_SIGMA)) ** 2
 
 
@@ -109,9 +110,8 @@ def loss_weight(prediction, weighting, alpha, sigma, gamma=5.0):
   if weighting == "x0":
     return x0_error_scale(prediction, alpha, sigma) ** 2
   if weighting == "velocity":
-    flow_scale = x0_error_scale("flow", alpha, jnp.maximum(sigma, _MIN_SIGMA))
-    return (x0_error_scale(prediction, alpha, sigma) / flow_scale) ** 2
-  if weighting == "clipped_velocity":
+    w_x0 = velocity_x0_weight(alpha, sigma)
+  elif weighting == "clipped_velocity":
     w_x0 = jnp.minimum(velocity_x0_weight(alpha, sigma), gamma)
   else:
     w_x0 = jnp.minimum(schedules.snr(alpha, sigma), gamma)
