@@ -175,7 +175,7 @@ def get_config() -> ml_collections.ConfigDict:
   # 0: all frames denoised together; L > 0: frame group k starts k / (K - 1) * L of the chain
   # later than group 0 (needs diffusion.independent_time_prob > 0 in training)
   c.sample.stagger = 0.0
-  c.sample.use_ema = True
+  c.sample.use_ema = True  # sample the EMA parameters; False: the raw ones (pipeline.load)
   # draw the clip, keep its first frame, draw it again knowing it (needs model.known_frames)
   c.sample.first_frame_pass = False
   # that first frame drawn alone, as an image (a model trained with train.image_batch > 0)

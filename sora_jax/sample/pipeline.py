@@ -39,14 +39,14 @@ class Generator:
   guide: Guide | None = None  # the worse model of autoguidance, if loaded
 
 
-def load(workdir, *, use_ema: bool = True, step: int | None = None,
+def load(workdir, *, use_ema: bool | None = None, step: int | None = None,
          vae_workdir: str | None = None, guide_step: int | None = None,
          guide_workdir: str | None = None) -> Generator:
   """Restores checkpoint `step` (default: the latest) of `workdir` (raises NoCheckpointError if
   there is none). A latent DiT samples through `vae_workdir` if given, else the run's
   sample.vae_workdir, else the VAE it trained on (`decoding_vae`). `guide_step` /
   `guide_workdir` (default: the config's sample.guide_step, `workdir`) load autoguidance's
-  worse model."""
+  worse model. `use_ema` (default: the run's sample.use_ema) picks EMA or raw parameters."""
   trained = restore.load_trained(workdir, task="dit", use_ema=use_ema, step=step)
   config = trained.config
   latent, frozen = None, {}

@@ -60,12 +60,16 @@ def _abstract(config):
   return graphdef, checkpoint.abstract_with_shardings(abstract, shardings)
 
 
-def load_trained(workdir, *, task: str, use_ema: bool = True, step: int | None = None) -> Trained:
+def load_trained(workdir, *, task: str, use_ema: bool | None = None,
+                 step: int | None = None) -> Trained:
   """Restores checkpoint `step` (default: the latest) of `workdir`, which must hold a `task` run
-  (raises NoCheckpointError if there is no such checkpoint), or the export in `workdir`."""
+  (raises NoCheckpointError if there is no such checkpoint), or the export in `workdir`.
+  `use_ema`: the EMA parameters or the raw ones; None: the run's `sample.use_ema`."""
   if is_export(workdir):
-    return _load_export(workdir, task, use_ema=use_ema, step=step, read_params=True)
+    return _load_export(workdir, task, use_ema=use_ema is not False, step=step, read_params=True)
   ckpt, step, config = _open(workdir, task, step)
+  if use_ema is None:
+    use_ema = bool(config.get("sample", {}).get("use_ema", True))
   try:
     graphdef, abstract = _abstract(config)
     state = ckpt.restore(step, abstract)

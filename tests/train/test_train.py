@@ -217,3 +217,19 @@ def test_load_trained_restores_a_chosen_step(straight):
                                                        jax.tree.leaves(early.params)))
   with pytest.raises(checkpoint.NoCheckpointError, match=r"no checkpoint of step 4; it has \[3, 6\]"):
     restore.load_trained(workdir, task="dit", step=4)
+
+
+def test_load_trained_reads_ema_or_raw_parameters_as_the_run_says(config, tmp_path):
+  from sora_jax.train import restore
+  config.train.steps, config.train.checkpoint_every = 2, 2
+  config.sample.use_ema = False
+  final = loop.train(config, str(tmp_path / "raw"), progress=False)
+  leaves = jax.tree.leaves
+  by_config = restore.load_trained(str(tmp_path / "raw"), task="dit")
+  ema = restore.load_trained(str(tmp_path / "raw"), task="dit", use_ema=True)
+  for a, b in zip(leaves(by_config.params), leaves(final.params)):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(leaves(ema.params), leaves(final.ema_params)):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(leaves(final.params),
+                                                       leaves(final.ema_params)))
