@@ -28,9 +28,10 @@ def get_config():
   # The previous step's x0 estimate as input: squares drawn square 2 -> 7 of 20 held-out at 4,200
   # steps; a step costs 1.25x (0.60 -> 0.75 s at batch 16, same run), so 3,600 steps fit 45 min.
   c.model.self_condition = True
-  # Nine in ten steps fed the model's own estimate, not half: 8 of 20 squares at 3,600 steps
-  # (shape 0.81, direction 0.95, 33.7 min) against the previous config's 5 of 20 (slb; README,
-  # "Where the squares go"). One run each; the same config at seed 1 drew 1 of 20 (shape 0.66).
+  # Nine in ten steps fed the model's own estimate, not half: 8 of 20 squares at 3,600 steps (shape
+  # 0.81, direction 0.95, 33.7 min) against the previous config's 5 of 20 (slb;
+  # experiments/STUDIES.md, "Where the squares go"). One run each; the same config at seed 1 drew 1
+  # of 20 (shape 0.66).
   c.diffusion.self_condition_prob = 0.9
   # Token routing (models/routing.py, TREAD): in training, half of each latent frame's tokens skip
   # blocks 1-2. A step costs 0.41 s against 0.49-0.50 (experiments/results/
@@ -43,8 +44,9 @@ def get_config():
   c.train.steps = 5_300
   # Epsilon scaling (sampling.SamplerConfig.eps_scale): held-out direction at this config's four
   # seeds 0.91 / 0.84 / 0.89 / 0.89 -> 0.97 / 0.95 / 0.91 / 0.86, shape 0.88 / 0.70 / 0.75 / 0.75
-  # -> 0.89 / 0.75 / 0.80 / 0.84 (13 / 5 / 8 / 10 squares of 20); chosen on those four models
-  # among 1.15, 1.25 and 1.4 (README, "Muon and epsilon scaling"). On a fifth seed, trained after
-  # the choice: shape 0.78 -> 0.80 (6 -> 7 squares), direction 0.89 -> 0.84 (README, "A fifth seed").
+  # -> 0.89 / 0.75 / 0.80 / 0.84 (13 / 5 / 8 / 10 squares of 20); chosen on those four models among
+  # 1.15, 1.25 and 1.4 (experiments/STUDIES.md, "Muon and epsilon scaling"). On a fifth seed,
+  # trained after the choice: shape 0.78 -> 0.80 (6 -> 7 squares), direction 0.89 -> 0.84
+  # (experiments/STUDIES.md, "A fifth seed").
   c.sample.eps_scale = 1.15
   return c

@@ -27,9 +27,9 @@ def get_config():
   # Self-conditioning (shapes_latent's since 2026-12-02) costs 1.25x a step, which would take
   # the demo past its 20 minutes, so the demo trains without it.
   c.model.self_condition = False
-  # Token routing (shapes_latent's since 2026-12-04) at about the demo's compute, (1, 3) for
-  # 2,000 steps (dr13), read held-out shape 0.42, direction 0.64 against 0.41, 0.75, and its
-  # sheet was no cleaner (README, "Seven more levers"): the demo keeps every token.
+  # Token routing (shapes_latent's since 2026-12-04) at about the demo's compute, (1, 3) for 2,000
+  # steps (dr13), read held-out shape 0.42, direction 0.64 against 0.41, 0.75, and its sheet was no
+  # cleaner (experiments/STUDIES.md, "Seven more levers"): the demo keeps every token.
   c.model.route_keep = 1.0
   c.train.checkpoint_every = 600
   c.train.max_to_keep = 3

@@ -10,9 +10,9 @@ latents with those errors drawn per clip (train/latent_errors.py) to the clean c
 the decoder alone: the latent stats are copied, so every DiT and latent cache of the shipped VAE
 samples through it unchanged (`sample.vae_workdir`, `sora-jax sample|eval --vae`).
 
-Measured (README, "A decoder tuned to the DiT's errors"): it forgives blur (held-out squares kept
-at blur weight 0.6: 3 -> 9 of 10) but hardly a DiT's error (squares drawn square on two latent
-DiTs: 14 -> 15 of 40), so no config samples through it by default.
+Measured (experiments/STUDIES.md, "A decoder tuned to the DiT's errors"): it forgives blur
+(held-out squares kept at blur weight 0.6: 3 -> 9 of 10) but hardly a DiT's error (squares drawn
+square on two latent DiTs: 14 -> 15 of 40), so no config samples through it by default.
 """
 
 from configs import vae_tiny

@@ -8,7 +8,7 @@ DiT sees, at every noise level of the same schedule, and labelled from the train
 
 A few 3D convolutions modulated by the noise level, pooled over space and time, one softmax
 head per attribute. Small in parameters, not in time: full-resolution 3D convolutions on the
-2-core CPU ran 1.2 steps/s at batch 64 (README, "Classifier guidance on shape").
+2-core CPU ran 1.2 steps/s at batch 64 (experiments/STUDIES.md, "Classifier guidance on shape").
 """
 
 import jax

@@ -10,11 +10,11 @@ PixNerd). The VAE's decoder, which draws 4 x 4 x 4 patches from its stem, can en
 (no inputs there: it sharpens the decoded clip). The last conv is zero-initialised: at step 0 the
 output is the patch model's.
 
-Measured on the shapes recipe (README, "More levers"): a held-out clip denoised in one step from
-SNR 27 keeps its shape on 0.94 of clips with the head against 0.47 without, yet text-to-video
-samples came out worse (held-out direction 0.30 against 0.91), so the recipe does not use it.
-In the VAE (configs/vae_tiny.py) it lifted held-out PSNR from 27.6 to 29.5 dB and the clips that
-keep every attribute from 0.92 to 0.98 at 4,000 steps.
+Measured on the shapes recipe (experiments/STUDIES.md, "More levers"): a held-out clip denoised in
+one step from SNR 27 keeps its shape on 0.94 of clips with the head against 0.47 without, yet
+text-to-video samples came out worse (held-out direction 0.30 against 0.91), so the recipe does not
+use it. In the VAE (configs/vae_tiny.py) it lifted held-out PSNR from 27.6 to 29.5 dB and the clips
+that keep every attribute from 0.92 to 0.98 at 4,000 steps.
 """
 
 import math

@@ -1,12 +1,12 @@
 """A pixel loss on a latent DiT's clean-clip estimate, through the frozen VAE decoder.
 
-The latent regression weighs every latent direction alike; the decoder does not. A small
-square's corners are one pixel each, drawn from a few of the 16 numbers of one latent pixel, so a
-latent error that costs almost nothing in latent l2 can round them (README: the DiT's error is a
-third of the latent's norm in the last three sampling steps, and half the held-out squares come
-out round after them). Decoding the estimate and the true latent and comparing pixels trains the
-DiT on the error the viewer (and the judge) sees, as latent perceptual losses do (Berrada et al.
-2024, "Boosting Latent Diffusion with Perceptual Objectives").
+The latent regression weighs every latent direction alike; the decoder does not. A small square's
+corners are one pixel each, drawn from a few of the 16 numbers of one latent pixel, so a latent
+error that costs almost nothing in latent l2 can round them (experiments/STUDIES.md: the DiT's
+error is a third of the latent's norm in the last three sampling steps, and half the held-out
+squares come out round after them). Decoding the estimate and the true latent and comparing pixels
+trains the DiT on the error the viewer (and the judge) sees, as latent perceptual losses do
+(Berrada et al. 2024, "Boosting Latent Diffusion with Perceptual Objectives").
 
 The decoder costs a forward and backward pass per clip, so only the `clips` clips of the batch
 with the lowest noise level are decoded: there the estimate is sharp enough for pixel detail to

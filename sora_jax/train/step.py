@@ -213,7 +213,8 @@ def mixed_shift_times(key, t, prob: float, ratio: float):
   schedule's, still in the model's own time: shifts compose by multiplying (a shift scales the
   odds t / (1 - t)), so warping by `ratio` then by the schedule's shift warps by their product.
   A ratio below 1 trains those clips nearer the clean end, above 1 nearer pure noise. (On the
-  latent recipe, half the clips at shift 1 under shift 4 drew fewer squares: README.)"""
+  latent recipe, half the clips at shift 1 under shift 4 drew fewer squares:
+  experiments/STUDIES.md.)"""
   pick = jax.random.bernoulli(key, prob, (t.shape[0], 1))
   return jnp.where(pick, schedules.shift_time(t, ratio), t)
 
