@@ -68,9 +68,9 @@ def load_trained(workdir, *, task: str, use_ema: bool | None = None,
   if is_export(workdir):
     return _load_export(workdir, task, use_ema=use_ema is not False, step=step, read_params=True)
   ckpt, step, config = _open(workdir, task, step)
-  if use_ema is None:
-    use_ema = bool(config.get("sample", {}).get("use_ema", True))
   try:
+    if use_ema is None:
+      use_ema = bool(config.get("sample", {}).get("use_ema", True))
     graphdef, abstract = _abstract(config)
     state = ckpt.restore(step, abstract)
   finally:
