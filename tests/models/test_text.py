@@ -73,3 +73,21 @@ def test_the_encoder_reads_words_only_when_asked():
 def test_ids_lie_in_range(buckets):
   ids = buckets_of(["the quick brown fox jumps over the lazy dog"], buckets)
   assert ids.min() >= 0 and ids.max() <= buckets
+
+
+def test_with_no_layers_a_words_features_ignore_the_other_words():
+  """text_depth 0 (configs/shapes_latent.py): each token is its byte, word and position alone,
+  so "square" reads the same after "blue" as after "red"; one layer mixes them."""
+  from configs import default  # noqa: PLC0415
+  cfg = default.get_config().model
+  cfg.text_width, cfg.text_heads, cfg.text_word_buckets = 32, 2, 64
+  captions = ["a blue square", "a pink square"]  # same length: "square" at the same positions
+  at = slice(first_byte(captions[0], "square"), first_byte(captions[0], "square") + len("square"))
+  for depth, same in ((0, True), (1, False)):
+    cfg.text_depth = depth
+    enc = text.TextEncoder(cfg, 16, 24, nnx.Rngs(0), dtype=np.float32, param_dtype=np.float32)
+    feats, _, _ = enc(tokenizer.encode_batch(captions, 16))
+    feats = np.asarray(feats)
+    assert feats.shape == (2, 16, 24)
+    assert np.allclose(feats[0, at], feats[1, at], atol=1e-6) == same, depth
+    assert not np.allclose(feats[0, 1 + len("a ")], feats[1, 1 + len("a ")])  # blue vs pink
