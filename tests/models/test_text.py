@@ -76,8 +76,9 @@ def test_ids_lie_in_range(buckets):
 
 
 def test_with_no_layers_a_words_features_ignore_the_other_words():
-  """text_depth 0 (configs/shapes_latent.py): each token is its byte, word and position alone,
-  so "square" reads the same after "blue" as after "red"; one layer mixes them."""
+  """text_depth 0 (experiments/STUDIES.md, "A text encoder of no layers"): each token is its
+  byte, word and position alone, so "square" reads the same after "blue" as after "pink"; one
+  layer mixes them."""
   from configs import default  # noqa: PLC0415
   cfg = default.get_config().model
   cfg.text_width, cfg.text_heads, cfg.text_word_buckets = 32, 2, 64
