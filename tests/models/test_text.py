@@ -83,7 +83,8 @@ def test_with_no_layers_a_words_features_ignore_the_other_words():
   cfg = default.get_config().model
   cfg.text_width, cfg.text_heads, cfg.text_word_buckets = 32, 2, 64
   captions = ["a blue square", "a pink square"]  # same length: "square" at the same positions
-  at = slice(first_byte(captions[0], "square"), first_byte(captions[0], "square") + len("square"))
+  start, colour = first_byte(captions[0], "square"), first_byte(captions[0], "blue")
+  at = slice(start, start + len("square"))
   for depth, same in ((0, True), (1, False)):
     cfg.text_depth = depth
     enc = text.TextEncoder(cfg, 16, 24, nnx.Rngs(0), dtype=np.float32, param_dtype=np.float32)
@@ -91,4 +92,4 @@ def test_with_no_layers_a_words_features_ignore_the_other_words():
     feats = np.asarray(feats)
     assert feats.shape == (2, 16, 24)
     assert np.allclose(feats[0, at], feats[1, at], atol=1e-6) == same, depth
-    assert not np.allclose(feats[0, 1 + len("a ")], feats[1, 1 + len("a ")])  # blue vs pink
+    assert not np.allclose(feats[0, colour], feats[1, colour])  # "blue" vs "pink"
