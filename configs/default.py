@@ -112,6 +112,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.diffusion.min_snr_gamma = 5.0  # min_snr's clip of the SNR; clipped_velocity's of its weight
   c.diffusion.loss_norm = "l2"  # l2 | l1: regress to the posterior mean or median (objectives.py)
   c.diffusion.caption_dropout = 0.1
+  # > 0: the loss counts positions where the clean clip is object (not its frame's background)
+  # 1 + this times the rest, each frame's weights averaging 1 (objectives.object_weights)
+  c.diffusion.object_weight = 0.0
+  c.diffusion.object_threshold = 0.5  # RMS distance from the background that counts as object
   c.diffusion.frame_noise_corr = 0.0  # share of noise variance common to all frames of a clip
   # share of training clips whose frame groups (temporal patches) get independent noise levels
   c.diffusion.independent_time_prob = 0.0

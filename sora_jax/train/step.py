@@ -42,6 +42,8 @@ class StepConfig:
   frames: int = 0  # pixel frames of a clip (what a latent clip decodes to)
   # > 0: the self-conditioning estimate, and x_t with it, from this much earlier in the chain
   self_condition_dt: float = 0.0
+  object_weight: float = 0.0  # > 0: object positions count 1 + this times the background
+  object_threshold: float = 0.5  # RMS distance from the frame's background that is object
 
   @classmethod
   def from_config(cls, config, latent=None):
@@ -70,12 +72,15 @@ class StepConfig:
     decoded_loss.check(decoded_weight, decoded_clips, config.train.batch_size)
     if decoded_weight and latent is None:
       raise ValueError("diffusion.decoded_loss_weight > 0 needs a latent DiT (model.vae_workdir)")
+    object_weight = float(d.get("object_weight", 0.0))
+    object_threshold = float(d.get("object_threshold", 0.5))
+    objectives.check_object_weight(object_weight, object_threshold)
     return cls(d.schedule, float(d.shift), d.prediction, d.loss_weighting,
                float(d.min_snr_gamma), float(d.caption_dropout), float(d.frame_noise_corr),
                float(d.independent_time_prob), int(config.model.patch[0]), known_prob, weights,
                latent, self_prob if self_condition.enabled(config.model) else 0.0,
                second_prob, second_shift, image_batch(config), loss_norm, decoded_weight,
-               decoded_clips, int(config.data.frames), self_dt)
+               decoded_clips, int(config.data.frames), self_dt, object_weight, object_threshold)
 
 
 def self_condition_dt(config) -> float:
@@ -189,7 +194,11 @@ def denoising_errors(model, x0, text, key, cfg: StepConfig, known_frames_prob=No
   diff = pred - objectives.target(cfg.prediction, x0, eps, alpha, sigma)
   axes = tuple(range(2, x0.ndim))
   weight = objectives.loss_weight(cfg.prediction, cfg.weighting, alpha, sigma, cfg.min_snr_gamma)
-  return Errors(objectives.prediction_error(cfg.loss_norm, diff, weight, axes),
+  counted = diff  # the error the loss sees: object positions scaled up when asked
+  if cfg.object_weight:
+    counted = diff * jnp.sqrt(objectives.object_weights(x0, cfg.object_weight,
+                                                         cfg.object_threshold))
+  return Errors(objectives.prediction_error(cfg.loss_norm, counted, weight, axes),
                 jnp.mean(jnp.square(diff), axis=axes),
                 objectives.to_x0_eps(cfg.prediction, pred, x_t, alpha, sigma)[0], t)
 
