@@ -22,12 +22,14 @@ from sora_jax.sample import pipeline  # noqa: E402
 
 
 def judged(prompts, videos_by_seed) -> dict:
-  """The judge's summary over every seed's videos, and the squares drawn square."""
+  """The judge's summary over every seed's videos, and the squares drawn square (run.confusion,
+  as the eval's report counts them)."""
   results = [judge.judge_video(v, captions.parse_prompt(p))
              for videos in videos_by_seed for p, v in zip(prompts, videos)]
   summary = judge.summarize(results)
-  summary["squares"] = sum(bool(o["shape"]) for p, r in
-                           zip(prompts * len(videos_by_seed), results) if "square" in p for o in r)
+  report = {"per_prompt": [{"prompt": p, "objects": r}
+                           for p, r in zip(prompts * len(videos_by_seed), results)]}
+  summary["squares"] = run.confusion(report, "shape").get("square", {}).get("square", 0)
   return {k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}
 
 
