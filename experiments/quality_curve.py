@@ -88,11 +88,23 @@ def markdown(points) -> str:
   return "\n".join(rows)
 
 
-def svg(points, title: str, width=640, height=360, pad=50) -> str:
-  """A line chart of each field against minutes (no plotting library needed)."""
-  max_x = max([p["minutes"] for p in points] + [1.0])
+def svg(points, title: str) -> str:
+  """Each judged field against training minutes, dashed lines at the issue-4 bars."""
+  lines = [(field, COLOURS[field], [(p["minutes"], p[field]) for p in points
+                                    if p[field] is not None]) for field in FIELDS]
+  bars = [(BARS[f], COLOURS[f]) for f in FIELDS if f in BARS]
+  return line_chart(lines, title, bars=bars)
+
+
+def line_chart(lines, title: str, *, bars=(), marks=(), x_label="training minutes", width=640,
+               height=360, pad=50, legend=0) -> str:
+  """An SVG line chart of values in [0, 1] (no plotting library needed). lines: (label, colour,
+  [(x, y), ...]) each; bars: (y, colour) dashed horizontals; marks: x values of dotted
+  verticals (a time budget, say); legend: px added on the right for long labels."""
+  max_x = max([x for _, _, xy_s in lines for x, _ in xy_s] + list(marks) + [1.0])
+  width += legend
   def xy(m, v):
-    return pad + m / max_x * (width - 2 * pad), height - pad - v * (height - 2 * pad)
+    return pad + m / max_x * (width - 2 * pad - legend), height - pad - v * (height - 2 * pad)
   parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            'font-family="sans-serif" font-size="11">',
            f'<text x="{pad}" y="20" font-size="13">{title}</text>']
@@ -101,20 +113,27 @@ def svg(points, title: str, width=640, height=360, pad=50) -> str:
     x1, _ = xy(max_x, v)
     parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#ddd"/>'
                  f'<text x="{pad - 30}" y="{y + 4}">{v:.2f}</text>')
-  parts.append(f'<text x="{width / 2 - 40}" y="{height - 12}">training minutes (max '
-               f'{max_x:.1f})</text>')
-  for i, field in enumerate(FIELDS):
-    colour = COLOURS[field]
-    line = [xy(p["minutes"], p[field]) for p in points if p[field] is not None]
-    if line:
+  tick = 15 if max_x > 45 else 5
+  for m in range(0, int(max_x) + 1, tick):
+    x, y = xy(m, 0)
+    parts.append(f'<text x="{x - 6}" y="{y + 16}">{m}</text>')
+  parts.append(f'<text x="{width / 2 - 40}" y="{height - 12}">{x_label} (max {max_x:.1f})</text>')
+  for m in marks:
+    (x, y0), (_, y1) = xy(m, 0), xy(m, 1)
+    parts.append(f'<line x1="{x}" y1="{y0}" x2="{x}" y2="{y1}" stroke="#888" '
+                 'stroke-dasharray="1,3"/>')
+  for value, colour in bars:
+    (x0, y), (x1, _) = xy(0, value), xy(max_x, value)
+    parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="{colour}" '
+                 'stroke-dasharray="4,4" stroke-width="1"/>')
+  for i, (label, colour, points) in enumerate(lines):
+    at = [xy(x, y) for x, y in points]
+    if at:
       parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
-                   + " ".join(f"{x:.1f},{y:.1f}" for x, y in line) + '"/>')
-    if field in BARS:
-      x0, y = xy(0, BARS[field])
-      x1, _ = xy(max_x, BARS[field])
-      parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="{colour}" '
-                   'stroke-dasharray="4,4" stroke-width="1"/>')
-    parts.append(f'<text x="{width - pad + 4}" y="{pad + 14 * i}" fill="{colour}">{field}</text>')
+                   + " ".join(f"{x:.1f},{y:.1f}" for x, y in at) + '"/>')
+      parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in at]
+    parts.append(f'<text x="{width - pad - legend + 4}" y="{pad + 14 * i}" '
+                 f'fill="{colour}">{label}</text>')
   return "\n".join(parts + ["</svg>"])
 
 
