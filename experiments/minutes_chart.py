@@ -25,14 +25,18 @@ CHARTS = {"squares": 11 / 20, "shape": quality_curve.BARS["shape"],
           "direction": quality_curve.BARS["direction"]}
 
 
-def squares_right(point) -> float | None:
-  """Share of the prompted squares judged square at a point (None: no square asked)."""
-  asked = point.get("shapes", {}).get("square", {})
-  return asked.get("square", 0) / sum(asked.values()) if asked else None
+def squares(point) -> tuple[int, int]:
+  """(prompted squares judged square, prompted squares) at a point."""
+  judged = point.get("shapes", {}).get("square", {})
+  return judged.get("square", 0), sum(judged.values())
 
 
 def value(point, field) -> float | None:
-  return squares_right(point) if field == "squares" else point.get(field)
+  """A point's figure for a chart; "squares" is the share drawn square (None: none asked)."""
+  if field != "squares":
+    return point.get(field)
+  right, asked = squares(point)
+  return right / asked if asked else None
 
 
 def parse_run(text: str) -> tuple[str, list[dict]]:
@@ -51,9 +55,8 @@ def markdown(runs: dict) -> str:
   rows = ["| run | step | train minutes | squares right | shape | direction |", "|---" * 6 + "|"]
   for label, points in runs.items():
     for p in points:
-      asked = p.get("shapes", {}).get("square", {})
-      squares = f"{asked.get('square', 0)} / {sum(asked.values())}" if asked else "-"
-      rows.append(f"| {label} | {p['step']} | {p['minutes']:.1f} | {squares} | "
+      right, asked = squares(p)
+      rows.append(f"| {label} | {p['step']} | {p['minutes']:.1f} | {right} / {asked} | "
                   f"{p['shape']:.2f} | {p['direction']:.2f} |")
   return "\n".join(rows)
 
