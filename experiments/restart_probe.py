@@ -16,19 +16,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import results_io  # noqa: E402
-from sora_jax.data import captions  # noqa: E402
-from sora_jax.eval import judge, run  # noqa: E402
+from sora_jax.eval import run  # noqa: E402
 from sora_jax.sample import pipeline  # noqa: E402
 
 
 def judged(prompts, videos_by_seed) -> dict:
   """The judge's summary over every seed's videos, and the squares drawn square (run.confusion,
   as the eval's report counts them)."""
-  results = [judge.judge_video(v, captions.parse_prompt(p))
-             for videos in videos_by_seed for p, v in zip(prompts, videos)]
-  summary = judge.summarize(results)
-  report = {"per_prompt": [{"prompt": p, "objects": r}
-                           for p, r in zip(prompts * len(videos_by_seed), results)]}
+  report = run.judge_videos(prompts, videos_by_seed)
+  summary = dict(report["summary"])
   summary["squares"] = run.confusion(report, "shape").get("square", {}).get("square", 0)
   return {k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}
 

@@ -49,15 +49,20 @@ def heldout_prompts(data_cfg, num_prompts: int, seed: int = 0) -> list[str]:
 
 def evaluate(gen: pipeline.Generator, prompts, *, seeds: int = 1, **sample_kw) -> dict:
   """Samples every prompt with seeds 0..seeds-1 and judges each video against its prompt."""
-  results = []
-  for seed in range(seeds):
-    videos = pipeline.generate(gen, prompts, seed=seed, **sample_kw)
-    for prompt, video in zip(prompts, videos):
-      results.append(judge.judge_video(video, captions.parse_prompt(prompt)))
-  summary = judge.summarize(results)
-  return {"step": gen.step, "prompts": len(prompts), "seeds": seeds, "summary": summary,
-          "per_prompt": [{"prompt": p, "objects": r}
-                         for p, r in zip(prompts * seeds, results)]}
+  videos = (pipeline.generate(gen, prompts, seed=seed, **sample_kw) for seed in range(seeds))
+  return {"step": gen.step, "prompts": len(prompts), "seeds": seeds,
+          **judge_videos(prompts, videos)}
+
+
+def judge_videos(prompts, videos_by_seed) -> dict:
+  """{"summary", "per_prompt"} of a report: each seed's videos (one a prompt, in order, read
+  one seed at a time) judged against their prompts."""
+  results, count = [], 0
+  for videos in videos_by_seed:
+    results += [judge.judge_video(v, captions.parse_prompt(p)) for p, v in zip(prompts, videos)]
+    count += 1
+  return {"summary": judge.summarize(results),
+          "per_prompt": [{"prompt": p, "objects": r} for p, r in zip(prompts * count, results)]}
 
 
 def evaluate_groups(gen: pipeline.Generator, num_prompts: int, *, seeds: int = 1,
