@@ -67,6 +67,10 @@ def get_config() -> ml_collections.ConfigDict:
   # routes nothing.
   c.model.route_blocks = ()
   c.model.route_keep = 0.5
+  # U-ViT long skips (models/long_skips.py): deep block i also reads shallow block depth - 1 - i.
+  # Off: the demo with them (dls, 2026-12-05) read held-out presence 0.81, shape 0.28, direction
+  # 0.56 against 0.91-1.00, 0.31-0.38, 0.69-0.78 for the demo's own runs (experiments/STUDIES.md)
+  c.model.long_skips = False
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   c.model.remat = False

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.diffusion import known_frames, self_condition
-from sora_jax.models import layers, patching, pixel_head, rope, routing
+from sora_jax.models import layers, long_skips, patching, pixel_head, rope, routing
 from sora_jax.models.text import TextEncoder
 from sora_jax.parallel.rules import constrain
 
@@ -65,6 +65,10 @@ class VideoDiT(nnx.Module):
     rope.axis_dims(self.head_dim)  # validates the head dimension early
     # training only: a share of the tokens skips blocks [start, end) (models/routing.py)
     self.route, self.route_keep = routing.from_config(cfg)
+    # U-ViT long skips: deep block i also reads shallow block depth - 1 - i (models/long_skips.py)
+    self.skips = tuple(long_skips.mirrors(cfg.depth).items()) if cfg.get("long_skips") else ()
+    if self.skips:
+      long_skips.check(cfg.depth, self.route)
     patch_dim = math.prod(self.patch) * cfg.channels
     in_channels = self_condition.input_channels(cfg)
     self.patch_embed = layers.dense(math.prod(self.patch) * in_channels, dim, ("patch", "embed"),
@@ -76,6 +80,8 @@ class VideoDiT(nnx.Module):
     self.blocks = nnx.List([
         DiTBlock(dim, cfg.num_heads, cfg.mlp_ratio, rngs, attention=cfg.get("attention", "full"),
                  **kw) for _ in range(cfg.depth)])
+    self.skip_joins = nnx.Dict({str(deep): long_skips.SkipJoin(dim, rngs, **kw)
+                                for deep, _ in self.skips}) if self.skips else None
     self.final_norm = layers.layer_norm(dim, rngs)
     self.final_ada = layers.dense(dim, 2 * dim, ("embed", None), rngs, zero=True, **kw)
     # The output layer maps features linearly to a patch, so every patch it draws lies in a
@@ -129,7 +135,10 @@ class VideoDiT(nnx.Module):
     see only `route_keep` of each temporal patch's tokens (c [B, T', D] has one row a patch)."""
     start, end = self.route if route_key is not None else (-1, -1)
     full_h, full_angles, idx = h, angles, None
+    skips, shallow_outputs = dict(self.skips), {}  # {deep block: its shallow block}
     for i, block in enumerate(self.blocks):
+      if i in skips:
+        h = self.skip_joins[str(i)](h, shallow_outputs.pop(skips[i]))
       if i == start:
         groups = c.shape[1]
         idx = routing.pick(route_key, h.shape[0], groups, h.shape[1] // groups, self.route_keep)
@@ -138,6 +147,8 @@ class VideoDiT(nnx.Module):
         h = nnx.remat(lambda b, *a: b(*a))(block, h, c, context, text_mask, angles)
       else:
         h = block(h, c, context, text_mask, angles)
+      if i in skips.values():
+        shallow_outputs[i] = h
       if i == end - 1:
         h, angles = routing.scatter(full_h, h, idx), full_angles
     return h

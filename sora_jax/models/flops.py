@@ -7,7 +7,7 @@ keeps model-FLOP utilisation comparable across backends and meshes.
 import math
 
 from sora_jax.diffusion import self_condition
-from sora_jax.models import pixel_head, routing
+from sora_jax.models import long_skips, pixel_head, routing
 
 
 def _transformer_macs(tokens, dim, hidden, context=0, context_dim=0):
@@ -34,9 +34,11 @@ def forward_flops(model_cfg, *, frames: int, height: int, width: int, text_len: 
   span, keep = routing.from_config(model_cfg)
   span = span if routed else None
   kept = groups * routing.kept_per_group(keep, per_group)
-  blocks = sum(_transformer_macs(kept if span and span[0] <= i < span[1] else tokens, d,
-                                 int(d * model_cfg.mlp_ratio), text_len, d) + 6 * d * d
-               for i in range(model_cfg.depth))
+  seen = lambda i: kept if span and span[0] <= i < span[1] else tokens  # tokens block i sees
+  blocks = sum(_transformer_macs(seen(i), d, int(d * model_cfg.mlp_ratio), text_len, d)
+               + 6 * d * d for i in range(model_cfg.depth))
+  if model_cfg.get("long_skips", False):  # each join projects [h, skip] (2d) to d
+    blocks += sum(2 * d * d * seen(deep) for deep in long_skips.mirrors(model_cfg.depth))
   hidden = model_cfg.get("head_hidden", 0)
   out = tokens * (d * hidden + hidden * patch_dim) if hidden else tokens * d * patch_dim
   # embed, output (with its GELU layer), time, pool, final adaLN

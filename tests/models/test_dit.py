@@ -70,7 +70,7 @@ def test_rope_depends_only_on_relative_position():
 
 
 @pytest.mark.parametrize("extras", [
-    {}, {"known_frames": True, "head_hidden": 96},
+    {}, {"known_frames": True, "head_hidden": 96}, {"long_skips": True, "depth": 4},
     {"known_frames": True, "pixel_head": 16, "self_condition": True}])
 def test_analytic_flops_match_xla_cost_analysis(extras):
   from sora_jax.models import flops
@@ -141,3 +141,38 @@ def test_self_conditioning_estimate_is_an_input():
   without = VideoDiT(small_model_cfg(), text_len=16, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="without model.self_condition"):
     without(x, t, text, estimate=x)
+
+
+def test_long_skips_start_as_the_plain_model_and_then_read_the_shallow_blocks():
+  """model.long_skips: with its joins at their [I; 0] init the model computes what the same
+  weights without skips compute; joins that read the skip change the prediction."""
+  cfg = small_model_cfg()
+  cfg.depth = 4
+  plain = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
+  cfg.long_skips = True
+  skipped = randomized(VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0)))
+  assert sorted(skipped.skip_joins.keys()) == ["2", "3"]  # block 3 reads 0, block 2 reads 1
+  hash(nnx.graphdef(skipped))  # a static jit argument in sampling
+  fresh = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(1))
+  nnx.update(skipped.skip_joins, nnx.state(fresh.skip_joins))  # joins back at their init
+  shared = {k: v for k, v in nnx.state(skipped, nnx.Param).items() if k != "skip_joins"}
+  nnx.update(plain, nnx.State(shared))
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle", "a blue square"], 16))
+  x, t = jax.random.normal(jax.random.key(1), (2, 4, 8, 8, 3)), jnp.array([0.2, 0.7])
+  np.testing.assert_allclose(skipped(x, t, text), plain(x, t, text), rtol=1e-5, atol=1e-6)
+  kernel = skipped.skip_joins["3"].proj.kernel
+  kernel.value = kernel.value + 0.1 * jax.random.normal(jax.random.key(3), kernel.value.shape)
+  assert float(jnp.max(jnp.abs(skipped(x, t, text) - plain(x, t, text)))) > 1e-3
+
+
+def test_long_skips_need_a_token_route_symmetric_about_the_middle():
+  cfg = small_model_cfg()
+  cfg.depth, cfg.long_skips, cfg.route_keep = 4, True, 0.5
+  cfg.route_blocks = (1, 3)  # blocks 1 and 2, a mirrored pair: both see the routed tokens
+  model = VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle"], 16))
+  out = model(jnp.ones((1, 4, 8, 8, 3)), jnp.array([0.5]), text, route_key=jax.random.key(0))
+  assert out.shape == (1, 4, 8, 8, 3)
+  cfg.route_blocks = (1, 2)
+  with pytest.raises(ValueError, match=r"joins block 1 to block 2.*e\.g\. \(1, 3\)"):
+    VideoDiT(cfg, text_len=16, rngs=nnx.Rngs(0))
