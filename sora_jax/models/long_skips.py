@@ -2,10 +2,11 @@
 
 Block i of the second half reads, besides the residual stream, the output of its mirror block
 depth - 1 - i in the first half: the two are concatenated and projected back to the width, as
-U-ViT does. The shallow features hold the noisy input's fine detail (an object's exact edges and
-corners) before the middle blocks mix it away; U-ViT found these skips the lever that mattered most
-for a diffusion transformer. The projection starts as [I; 0], so an untrained model with skips
-computes exactly what one without them does, and learns how much of the skip to take.
+U-ViT does. The shallow features still hold the noisy input's fine detail (an object's exact
+edges and corners), which the deep blocks could then copy rather than rebuild; U-ViT's ablations
+found the skips crucial to its image quality. The projection starts as [I; 0], so an untrained
+model with skips computes exactly what one without them does, and learns how much of the skip to
+take. On this project's demo they judged worse (experiments/STUDIES.md), so they are off by default.
 """
 
 import jax.numpy as jnp
