@@ -69,7 +69,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.route_keep = 0.5
   # U-ViT long skips (models/long_skips.py): deep block i also reads shallow block depth - 1 - i.
   # Off: the demo with them (dls, 2026-12-05) read held-out presence 0.81, shape 0.28, direction
-  # 0.56 against 0.91-1.00, 0.31-0.38, 0.69-0.78 for the demo's own runs (experiments/STUDIES.md)
+  # 0.56 against 0.91-1.00, 0.31-0.38, 0.69-0.78 for the demo's own runs, and the quality
+  # recipe at seed 0 (ls0) drew 7 of 20 squares, direction 0.86, against 10 and 0.89
+  # (experiments/STUDIES.md, "Runs repeat on one machine")
   c.model.long_skips = False
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
