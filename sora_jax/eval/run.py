@@ -56,13 +56,14 @@ def evaluate(gen: pipeline.Generator, prompts, *, seeds: int = 1, **sample_kw) -
 
 def judge_videos(prompts, videos_by_seed) -> dict:
   """{"summary", "per_prompt"} of a report: each seed's videos (one a prompt, in order, read
-  one seed at a time) judged against their prompts."""
-  results, count = [], 0
+  one seed at a time) judged against their prompts, each prompt parsed once."""
+  asked = [captions.parse_prompt(p) for p in prompts]
+  per_prompt = []
   for videos in videos_by_seed:
-    results += [judge.judge_video(v, captions.parse_prompt(p)) for p, v in zip(prompts, videos)]
-    count += 1
-  return {"summary": judge.summarize(results),
-          "per_prompt": [{"prompt": p, "objects": r} for p, r in zip(prompts * count, results)]}
+    per_prompt += [{"prompt": p, "objects": judge.judge_video(v, objects)}
+                   for p, objects, v in zip(prompts, asked, videos)]
+  return {"summary": judge.summarize([entry["objects"] for entry in per_prompt]),
+          "per_prompt": per_prompt}
 
 
 def evaluate_groups(gen: pipeline.Generator, num_prompts: int, *, seeds: int = 1,
