@@ -71,7 +71,7 @@ def main():
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   for field, bar in CHARTS.items():
     lines = [(label, PALETTE[i % len(PALETTE)],
-              [(p["minutes"], value(p, field)) for p in points if value(p, field) is not None])
+              [(p["minutes"], v) for p in points if (v := value(p, field)) is not None])
              for i, (label, points) in enumerate(runs.items())]
     chart = quality_curve.line_chart(
         lines, f"held-out {field} against training minutes", marks=[args.budget],
