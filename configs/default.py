@@ -199,6 +199,12 @@ def get_config() -> ml_collections.ConfigDict:
   # a VAE to decode (and encode) with instead of model.vae_workdir's: one whose decoder was tuned
   # on the same encoder (`vae.train_parts = "decoder"`), so the latent stats must match
   c.sample.vae_workdir = ""
+  # best-of-N (diffusion/rerank.py): draw this many clips a prompt and keep the one the model
+  # itself scores most the prompt's (denoising error told nothing minus told the prompt, over
+  # rerank_levels noise levels); 1: one draw. N chains a prompt, then 2 x rerank_levels model
+  # passes a candidate (twice that with self-conditioning)
+  c.sample.candidates = 1
+  c.sample.rerank_levels = 16
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_prompts = 16

@@ -125,6 +125,7 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
 @pytest.mark.parametrize("flag,message", [("--eta=-1", "eta=-1"), ("--stagger=-1", "stagger=-1"),
                                           ("--shift=0", "shift=0"), ("--eps_scale=0", "eps_scale=0"),
                                           ("--attribute_guidance=-1", "attribute_guidance=-1"),
+                                          ("--candidates=0", "candidates=0"),
                                           ("--first_frame_pass", "needs a model trained with"),
                                           ("--draft_image", "turn that on too"),
                                           ("--attribute_guidance=1 --guided_attributes=size",
@@ -154,6 +155,21 @@ def test_sample_shift_overrides_the_training_shift(trained, tmp_path):
   own = np.load(tmp_path / "own.npy")
   np.testing.assert_array_equal(np.load(tmp_path / "same.npy"), own)
   assert not np.array_equal(np.load(tmp_path / "other.npy"), own)
+
+
+def test_best_of_candidates_draws_other_videos_the_same_way_each_time(trained, tmp_path):
+  """--candidates 1 is the plain sampler; 3 keeps one video a prompt, again the same for the same
+  seed (diffusion/rerank.py tests which one)."""
+  def draw(*flags):
+    out = tmp_path / f"{len(list(tmp_path.iterdir()))}"
+    assert cli.main(["sample", f"--workdir={trained}", "--steps=2", "--prompt", "a blue square",
+                     "--prompt", "a red circle moves up", "--out", str(out), "--format", "npy",
+                     *flags]) == 0
+    return np.stack([np.load(out / f"{i:03d}.npy") for i in range(2)])
+  plain, best = draw(), draw("--candidates", "3")
+  np.testing.assert_array_equal(draw("--candidates", "1"), plain)
+  assert best.shape == plain.shape and not np.array_equal(best, plain)
+  np.testing.assert_array_equal(draw("--candidates", "3"), best)
 
 
 def test_attribute_guidance_pushes_away_from_the_prompt_without_its_shape_word(trained,

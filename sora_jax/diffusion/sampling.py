@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from sora_jax.diffusion import noise as noise_lib
-from sora_jax.diffusion import known_frames, objectives, schedules, self_condition
+from sora_jax.diffusion import known_frames, objectives, rerank, schedules, self_condition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +42,10 @@ class SamplerConfig:
   self_condition: bool = False
   # weight a of autoguidance: pred + a (pred - guide's pred), the guide a worse model (autoguided)
   autoguidance: float = 0.0
+  # draw this many clips a prompt and keep the one the model itself finds most the prompt's
+  # (rerank.best_of), scored over rerank_levels noise levels; 1: one draw, no scoring
+  candidates: int = 1
+  rerank_levels: int = 16
 
   def __post_init__(self):
     schedules.check(self.schedule, self.shift)
@@ -63,6 +67,7 @@ class SamplerConfig:
       raise ValueError(f"stagger={self.stagger}; must be >= 0")
     if self.time_group < 1:
       raise ValueError(f"time_group={self.time_group}; must be >= 1")
+    rerank.check(self.candidates, self.rerank_levels)
     if self.draft_image and not (self.first_frame_pass and self.time_group == 1):
       raise ValueError("draft_image needs first_frame_pass and time_group = 1 (one frame a "
                        "temporal patch)")

@@ -10,7 +10,7 @@ import numpy as np
 from flax import nnx
 
 from sora_jax.data import captions, pipeline as data_pipeline, tokenizer
-from sora_jax.diffusion import sampling, self_condition
+from sora_jax.diffusion import rerank, sampling, self_condition
 from sora_jax.models import latents, patching
 from sora_jax.sample import video_io
 from sora_jax.train import restore, step as step_lib
@@ -108,17 +108,27 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
     model = sampling.autoguided(model, nnx.merge(guide_graphdef, guide_params), cfg.autoguidance)
   if start is not None:
     start = start if latent is None else latent.encode(frozen, start)
-    out = sampling.sample(model, cfg, key, shape, text, uncond, start=start, strength=strength,
-                          contrast=contrast)
-  else:
+
+  def draw(key, repeat):
+    """The chain for the rows repeat(prompt array) makes: one, or candidates, a prompt."""
+    rows = (repeat(text).shape[0],) + tuple(shape[1:])
+    pair = None if contrast is None else tuple(map(repeat, contrast))
+    if start is not None:
+      return sampling.sample(model, cfg, key, rows, repeat(text), repeat(uncond),
+                             start=repeat(start), strength=strength, contrast=pair)
     run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
-    out = run(model, cfg, key, shape, text, uncond, contrast=contrast)
+    return run(model, cfg, key, rows, repeat(text), repeat(uncond), contrast=pair)
+
+  if cfg.candidates > 1:
+    out = rerank.best_of(model, cfg, draw, key, shape[0], text, uncond)
+  else:
+    out = draw(key, lambda v: v)
   return out if latent is None else latent.decode(frozen, out, frames)
 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
                    first_frame_pass=None, attribute_guidance=None, draft_image=None,
-                   autoguidance=None, eps_scale=None) -> sampling.SamplerConfig:
+                   autoguidance=None, eps_scale=None, candidates=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key, default=0.0: float(s.get(key, default) if given is None else given)
@@ -142,18 +152,23 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       frame_noise_corr=float(d.get("frame_noise_corr", 0.0)), time_group=config.model.patch[0],
       first_frame_pass=bool(first_frame_pass),
       draft_image=bool(draft_image),
-      self_condition=self_condition.enabled(config.model))
+      self_condition=self_condition.enabled(config.model),
+      candidates=int(s.get("candidates", 1) if candidates is None else candidates),
+      rerank_levels=int(s.get("rerank_levels", 16)))
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
              contrast_without=None, draft_image=None, expand_prompts=None,
-             autoguidance=None, eps_scale=None) -> np.ndarray:
+             autoguidance=None, eps_scale=None, candidates=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   expand_prompts (None: config.sample.expand_prompts): the model sees each prompt rewritten in
   the detailed register it trained on (captions.expand_prompt, the recaptioner's hook).
+
+  candidates (None: config.sample.candidates): draw that many videos a prompt in the same call
+  and keep the one the model scores most the prompt's (diffusion/rerank.py).
 
   edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
   editing, the clip noised to `strength` of the chain and denoised toward each prompt (its size
@@ -173,7 +188,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        shift=shift, first_frame_pass=first_frame_pass,
                        attribute_guidance=attribute_guidance, draft_image=draft_image,
-                       autoguidance=autoguidance, eps_scale=eps_scale)
+                       autoguidance=autoguidance, eps_scale=eps_scale, candidates=candidates)
   if cfg.autoguidance and gen.guide is None:
     raise ValueError(f"autoguidance={cfg.autoguidance} needs a worse model to guide with: "
                      "--guide_step N (a checkpoint of this run) or --guide_workdir DIR")

@@ -1,0 +1,132 @@
+"""Can a model pick its own best draw? A best-of-N probe with the DiT as its own verifier.
+
+Each held-out prompt (issue 4's) is drawn with `candidates` sampler seeds; every draw is encoded
+back to latents and scored by the model's own denoising error at `levels` noise levels (one
+noise draw each, shared by all candidates of a prompt): the diffusion classifier of Li et al.
+2023, as sora_jax/diffusion/rerank.py scores for `sample.candidates`, here on the decoded
+videos. Two scores: "pmi", rerank's (the error told nothing minus the error told the prompt);
+"contrast", the smallest error gap between the prompt with its shape word swapped for each
+other shape and the prompt itself. The judge reads every draw; the table compares the first
+draw, the eval's two seeds, the mean draw, each score's pick (of all draws, and best-of-half at
+two seeds as `--candidates` would draw for `--seeds 2`), and the oracle.
+
+  python experiments/rerank_probe.py --workdir=runs/r13re --candidates 8 --eps_scale 1.15 \
+      --out experiments/results/NAME/rerank_r13re.json
+"""
+
+import argparse
+import functools
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import results_io  # noqa: E402
+from sora_jax.data import captions, pipeline as data_pipeline, tokenizer, world  # noqa: E402
+from sora_jax.diffusion import noise as noise_lib, rerank  # noqa: E402
+from sora_jax.eval import judge, run  # noqa: E402
+from sora_jax.sample import pipeline  # noqa: E402
+from sora_jax.train import step as step_lib  # noqa: E402
+
+
+def swapped_shape(prompt: str, shape: str) -> str:
+  """The prompt with its (one) shape word replaced."""
+  asked = captions.parse_prompt(prompt)[0]["shape"]
+  return prompt.replace(asked, shape)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "levels"))
+def denoising_errors(params, z0, texts, key, *, graphdef, cfg, levels):
+  """rerank.denoising_error of z0 [B, ...] for each text [P, B, L] at each of `levels` noise
+  levels, the noise of a level shared by every row, as rerank.pmi_scores draws it: [K, P, B]."""
+  model = nnx.merge(graphdef, params)
+
+  def level(k):
+    eps = noise_lib.video_noise(jax.random.fold_in(key, k), (1,) + z0.shape[1:],
+                                cfg.frame_noise_corr)
+    eps = jnp.broadcast_to(eps, z0.shape)
+    t = rerank.level_times(levels)[k]
+    return jnp.stack([rerank.denoising_error(model, cfg, z0, text, t, eps) for text in texts])
+  return jax.lax.map(level, jnp.arange(levels))
+
+
+def score_draws(gen, prompts, videos, levels: int, seed: int) -> dict:
+  """{"pmi": [N], "contrast": [N], "errors": [P, K, N]} for one draw per prompt (uint8 videos
+  [N, T, H, W, 3]), the texts P: the prompt, none, the prompt with each other shape."""
+  z0 = gen.latent.encode(gen.frozen, jnp.asarray(data_pipeline.to_unit_range(videos)))
+  length = gen.config.data.text_len + 1
+  others = lambda p: [s for s in world.SHAPES if s != captions.parse_prompt(p)[0]["shape"]]
+  texts = [tokenizer.encode_batch(prompts, length),
+           np.asarray(step_lib.null_text(len(prompts), length))]
+  texts += [tokenizer.encode_batch([swapped_shape(p, others(p)[k]) for p in prompts], length)
+            for k in range(2)]
+  err = denoising_errors(gen.params, z0, tuple(jnp.asarray(t) for t in texts),
+                         jax.random.key(seed), graphdef=gen.graphdef,
+                         cfg=pipeline.sampler_config(gen.config), levels=levels)
+  levels_err = np.asarray(err).transpose(1, 0, 2)  # [P, K, N]
+  err = levels_err.mean(1)
+  return {"pmi": err[1] - err[0], "contrast": np.minimum(err[2], err[3]) - err[0],
+          "errors": levels_err}
+
+
+def summary(prompts, chosen_videos) -> dict:
+  """The judge's figures and squares drawn square over one video a prompt."""
+  report = run.judge_videos(prompts, [chosen_videos])
+  s = dict(report["summary"])
+  s["squares"] = run.confusion(report, "shape").get("square", {}).get("square", 0)
+  return {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--num_prompts", type=int, default=32)
+  p.add_argument("--candidates", type=int, default=8)
+  p.add_argument("--levels", type=int, default=8)
+  p.add_argument("--eps_scale", type=float, default=None)
+  p.add_argument("--out", required=True)
+  args = p.parse_args()
+  gen = pipeline.load(args.workdir)
+  prompts = run.heldout_prompts(gen.config.data, args.num_prompts)
+  draws = np.stack([pipeline.generate(gen, prompts, seed=s, eps_scale=args.eps_scale)
+                    for s in range(args.candidates)], 1)  # [N, K, T, H, W, 3]
+  scores = {k: np.zeros(draws.shape[:2]) for k in ("pmi", "contrast")}
+  errors = []  # per candidate [texts, levels, prompts]: for other weightings, offline
+  for c in range(args.candidates):
+    scored = score_draws(gen, prompts, draws[:, c], args.levels, seed=1234)
+    errors.append(scored.pop("errors").tolist())
+    for k, v in scored.items():
+      scores[k][:, c] = v
+  judged = [[judge.judge_video(draws[i, c], captions.parse_prompt(q))[0]
+             for c in range(args.candidates)] for i, q in enumerate(prompts)]
+  field = lambda k: np.array([[bool(o[k]) for o in row] for row in judged])
+  verdicts = field("shape") & field("direction") & field("colour")
+  rows = {"first draw": summary(prompts, draws[:, 0])}
+  idx = np.arange(len(prompts))
+  half = args.candidates // 2  # two seeds of best-of-half, as the eval's --seeds 2 would draw
+  for name, s in scores.items():
+    picks = [draws[idx, s[:, :half].argmax(1)], draws[idx, half + s[:, half:].argmax(1)]]
+    rows[f"{name} best-of-{half}, 2 seeds"] = summary(prompts * 2, np.concatenate(picks))
+  rows["seeds 0 and 1 (the eval)"] = summary(prompts * 2, np.concatenate(draws[:, :2].swapaxes(0, 1)))
+  per_draw = [summary(prompts, draws[:, c]) for c in range(args.candidates)]
+  rows["mean draw"] = {k: round(float(np.mean([r[k] for r in per_draw])), 3)
+                       for k in per_draw[0] if isinstance(per_draw[0][k], (int, float))}
+  for name, s in scores.items():
+    rows[f"{name} pick"] = summary(prompts, draws[np.arange(len(prompts)), s.argmax(1)])
+  rows["oracle pick"] = summary(prompts, draws[np.arange(len(prompts)), verdicts.argmax(1)])
+  for name, row in rows.items():
+    print(f"{name:14s} {row}")
+  results_io.save_json({"workdir": args.workdir, "step": gen.step, "rows": rows,
+                        "scores": {k: v.tolist() for k, v in scores.items()},
+                        "all_right": verdicts.tolist(), "prompts": prompts,
+                        "shape_right": field("shape").tolist(),
+                        "direction_right": field("direction").tolist(),
+                        "errors": errors}, args.out)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,81 @@
+"""Best-of-N sampling with the model as its own verifier.
+
+A diffusion model is also a classifier of its own conditioning (Li et al. 2023, "Your Diffusion
+Model is Secretly a Zero-Shot Classifier"): how much better it denoises a clip told the prompt
+than told nothing estimates log p(prompt | clip) - log p(prompt), the pointwise mutual
+information of clip and prompt. Drawing N candidates a prompt and keeping the one of highest PMI
+spends N times the sampling on prompt adherence, with no second model and nothing about the
+prompt's world built in. Every candidate of a prompt is scored on the same noise draws (common
+random numbers), so the ranking compares clips, not noise.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from sora_jax.diffusion import noise as noise_lib
+from sora_jax.diffusion import objectives, schedules, self_condition
+
+
+def check(candidates: int, levels: int) -> None:
+  if candidates < 1:
+    raise ValueError(f"candidates={candidates}; must be >= 1 (1: no reranking)")
+  if levels < 1:
+    raise ValueError(f"rerank_levels={levels}; must be >= 1")
+
+
+def level_times(levels: int):
+  """The unit times [levels] the score averages over: midpoints of a uniform grid (the
+  schedule's shift then places them as training drew them)."""
+  return (jnp.arange(levels, dtype=jnp.float32) + 0.5) / levels
+
+
+def denoising_error(model_fn: Callable, cfg, z0, text, t, eps):
+  """Mean squared eps-error [B] of the model on z0 noised to unit time t (scalar) with eps.
+
+  A self-conditioning model is run as it trained: its first estimate fed back once."""
+  times = jnp.full(z0.shape[:2], t)
+  alpha, sigma = schedules.alpha_sigma(cfg.schedule, times, cfg.shift)
+  x_t = objectives.noisy(z0, eps, alpha, sigma)
+  extra = (jnp.zeros_like(z0),) if cfg.self_condition else ()
+  pred = model_fn(x_t, times, text, None, None, *extra)
+  if cfg.self_condition:
+    estimate = self_condition.x0_estimate(cfg.prediction, pred, x_t, alpha, sigma)
+    pred = model_fn(x_t, times, text, None, None, estimate)
+  _, eps_hat = objectives.to_x0_eps(cfg.prediction, pred, x_t, alpha, sigma)
+  return jnp.mean(jnp.square(eps_hat - eps), axis=tuple(range(1, z0.ndim)))
+
+
+def pmi_scores(model_fn: Callable, cfg, key, z0, cond, uncond, levels: int):
+  """Per clip of z0 [B, ...] (what the model denoises), the unconditional denoising error minus
+  the conditional one, averaged over `levels` noise levels: higher = more the prompt's clip.
+
+  The noise of level k is drawn from fold_in(key, k) for one clip and shared by every row of
+  the batch, so clips of one prompt are compared on the same draws."""
+  def level(k, total):
+    eps = noise_lib.video_noise(jax.random.fold_in(key, k), (1,) + z0.shape[1:],
+                                cfg.frame_noise_corr)
+    eps = jnp.broadcast_to(eps, z0.shape)
+    t = level_times(levels)[k]
+    b = z0.shape[0]
+    both = jnp.concatenate([cond, uncond])
+    err = denoising_error(model_fn, cfg, jnp.concatenate([z0, z0]), both, t,
+                          jnp.concatenate([eps, eps]))
+    return total + err[b:] - err[:b]
+  return jax.lax.fori_loop(0, levels, level, jnp.zeros(z0.shape[:1], jnp.float32)) / levels
+
+
+def best_of(model_fn: Callable, cfg, draw: Callable, key, batch: int, cond, uncond):
+  """Runs `draw(key, repeat)` once for cfg.candidates x `batch` rows (repeat(v) tiles a
+  per-prompt array [batch, ...] candidate-major: row n * batch + b is candidate n of prompt b)
+  and keeps each prompt's candidate of highest `pmi_scores`: [batch, ...]."""
+  n = cfg.candidates
+  repeat = lambda v: None if v is None else jnp.concatenate([v] * n)
+  k_draw, k_score = jax.random.split(key)
+  drawn = draw(k_draw, repeat)
+  scores = pmi_scores(model_fn, cfg, k_score, drawn, repeat(cond), repeat(uncond),
+                      cfg.rerank_levels)
+  pick = jnp.argmax(scores.reshape(n, batch), axis=0)  # [batch]
+  drawn = drawn.reshape((n, batch) + drawn.shape[1:])
+  return drawn[pick, jnp.arange(batch)]
