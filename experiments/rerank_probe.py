@@ -1,12 +1,12 @@
 """Can a model pick its own best draw? A best-of-N probe with the DiT as its own verifier.
 
-Each held-out prompt (issue 4's) is drawn with `candidates` sampler seeds; every draw is encoded
+Each prompt of a group (issue 4's held-out pairs, or seen ones) is drawn with `candidates` sampler seeds; every draw is encoded
 back to latents and scored by the model's own denoising error at `levels` noise levels (one
 noise draw each, shared by all candidates of a prompt): the diffusion classifier of Li et al.
 2023, as sora_jax/diffusion/rerank.py scores for `sample.candidates`, here on the decoded
 videos. Two scores: "pmi", rerank's (the error told nothing minus the error told the prompt);
 "contrast", the smallest error gap between the prompt with its shape word swapped for each
-other shape and the prompt itself. The judge reads every draw; the table compares the first
+other shape and the prompt itself (the errors with each other direction are saved too). The judge reads every draw; the table compares the first
 draw, the eval's two seeds, the mean draw, each score's pick (of all draws, and best-of-half at
 two seeds as `--candidates` would draw for `--seeds 2`), and the oracle.
 
@@ -33,10 +33,18 @@ from sora_jax.sample import pipeline  # noqa: E402
 from sora_jax.train import step as step_lib  # noqa: E402
 
 
-def swapped_shape(prompt: str, shape: str) -> str:
-  """The prompt with its (one) shape word replaced."""
-  asked = captions.parse_prompt(prompt)[0]["shape"]
-  return prompt.replace(asked, shape)
+def swapped(prompt: str, key: str, value: str) -> str:
+  """The prompt with its (one) object's `key` word (shape or direction) replaced by `value`
+  ("slides to the left" -> "slides up", not "to the up")."""
+  if key == "direction":
+    prompt = prompt.replace("to the ", "")
+  return prompt.replace(captions.parse_prompt(prompt)[0][key], value)
+
+
+def alternatives(prompt: str, key: str) -> list[str]:
+  """The other values of a shape or a direction, in a fixed order."""
+  values = world.SHAPES if key == "shape" else tuple(world.DIRECTIONS)
+  return [v for v in values if v != captions.parse_prompt(prompt)[0][key]]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "levels"))
@@ -56,14 +64,15 @@ def denoising_errors(params, z0, texts, key, *, graphdef, cfg, levels):
 
 def score_draws(gen, prompts, videos, levels: int, seed: int) -> dict:
   """{"pmi": [N], "contrast": [N], "errors": [P, K, N]} for one draw per prompt (uint8 videos
-  [N, T, H, W, 3]), the texts P: the prompt, none, the prompt with each other shape."""
+  [N, T, H, W, 3]), the texts P: the prompt, none, the prompt with each other shape (2), with
+  each other direction (3)."""
   z0 = gen.latent.encode(gen.frozen, jnp.asarray(data_pipeline.to_unit_range(videos)))
   length = gen.config.data.text_len + 1
-  others = lambda p: [s for s in world.SHAPES if s != captions.parse_prompt(p)[0]["shape"]]
   texts = [tokenizer.encode_batch(prompts, length),
            np.asarray(step_lib.null_text(len(prompts), length))]
-  texts += [tokenizer.encode_batch([swapped_shape(p, others(p)[k]) for p in prompts], length)
-            for k in range(2)]
+  for key, count in (("shape", 2), ("direction", 3)):
+    texts += [tokenizer.encode_batch([swapped(p, key, alternatives(p, key)[k]) for p in prompts],
+                                     length) for k in range(count)]
   err = denoising_errors(gen.params, z0, tuple(jnp.asarray(t) for t in texts),
                          jax.random.key(seed), graphdef=gen.graphdef,
                          cfg=pipeline.sampler_config(gen.config), levels=levels)
@@ -84,6 +93,7 @@ def summary(prompts, chosen_videos) -> dict:
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--workdir", required=True)
+  p.add_argument("--group", default="held_out", choices=("held_out", "seen"))
   p.add_argument("--num_prompts", type=int, default=32)
   p.add_argument("--candidates", type=int, default=8)
   p.add_argument("--levels", type=int, default=8)
@@ -91,7 +101,7 @@ def main():
   p.add_argument("--out", required=True)
   args = p.parse_args()
   gen = pipeline.load(args.workdir)
-  prompts = run.heldout_prompts(gen.config.data, args.num_prompts)
+  prompts = run.group_prompts(gen.config.data, args.group, args.num_prompts)
   draws = np.stack([pipeline.generate(gen, prompts, seed=s, eps_scale=args.eps_scale)
                     for s in range(args.candidates)], 1)  # [N, K, T, H, W, 3]
   scores = {k: np.zeros(draws.shape[:2]) for k in ("pmi", "contrast")}
@@ -120,7 +130,8 @@ def main():
   rows["oracle pick"] = summary(prompts, draws[np.arange(len(prompts)), verdicts.argmax(1)])
   for name, row in rows.items():
     print(f"{name:14s} {row}")
-  results_io.save_json({"workdir": args.workdir, "step": gen.step, "rows": rows,
+  results_io.save_json({"workdir": args.workdir, "group": args.group, "step": gen.step,
+                        "rows": rows,
                         "scores": {k: v.tolist() for k, v in scores.items()},
                         "all_right": verdicts.tolist(), "prompts": prompts,
                         "shape_right": field("shape").tolist(),

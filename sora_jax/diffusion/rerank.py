@@ -66,15 +66,21 @@ def pmi_scores(model_fn: Callable, cfg, key, z0, cond, uncond, levels: int):
   return jax.lax.fori_loop(0, levels, level, jnp.zeros(z0.shape[:1], jnp.float32)) / levels
 
 
-def best_of(model_fn: Callable, cfg, draw: Callable, key, batch: int, cond, uncond):
+def best_of(model_fn: Callable, cfg, draw: Callable, key, batch: int, cond, uncond,
+            shown: Callable = lambda z: z):
   """Runs `draw(key, repeat)` once for cfg.candidates x `batch` rows (repeat(v) tiles a
   per-prompt array [batch, ...] candidate-major: row n * batch + b is candidate n of prompt b)
-  and keeps each prompt's candidate of highest `pmi_scores`: [batch, ...]."""
+  and keeps each prompt's candidate of highest `pmi_scores` of shown(candidate): [batch, ...].
+
+  `shown` maps a draw to what the model denoises as it will be seen: for a latent DiT, the
+  latent of the decoded video (the VAE's encoder of its decoder). The chain's own latent can
+  hold what the decoder drops; scored raw, the pick drew fewer held-out squares than one draw
+  (experiments/STUDIES.md, "Best of N")."""
   n = cfg.candidates
   repeat = lambda v: None if v is None else jnp.concatenate([v] * n)
   k_draw, k_score = jax.random.split(key)
   drawn = draw(k_draw, repeat)
-  scores = pmi_scores(model_fn, cfg, k_score, drawn, repeat(cond), repeat(uncond),
+  scores = pmi_scores(model_fn, cfg, k_score, shown(drawn), repeat(cond), repeat(uncond),
                       cfg.rerank_levels)
   pick = jnp.argmax(scores.reshape(n, batch), axis=0)  # [batch]
   drawn = drawn.reshape((n, batch) + drawn.shape[1:])

@@ -120,7 +120,10 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
     return run(model, cfg, key, rows, repeat(text), repeat(uncond), contrast=pair)
 
   if cfg.candidates > 1:
-    out = rerank.best_of(model, cfg, draw, key, shape[0], text, uncond)
+    shown = lambda z: z
+    if latent is not None:  # score the video the latent decodes to
+      shown = lambda z: latent.encode(frozen, latent.decode(frozen, z, frames))
+    out = rerank.best_of(model, cfg, draw, key, shape[0], text, uncond, shown)
   else:
     out = draw(key, lambda v: v)
   return out if latent is None else latent.decode(frozen, out, frames)

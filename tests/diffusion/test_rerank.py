@@ -68,6 +68,10 @@ def test_best_of_keeps_each_prompts_highest_scoring_candidate():
   out = rerank.best_of(constant_model(cfg), cfg, draw, jax.random.key(0), batch, *texts(batch))
   assert out.shape == SHAPE
   np.testing.assert_allclose(out[:, 0, 0, 0, 0], values.max(0))
+  # scored as shown (here negated), kept as drawn: the smallest v, not its negation
+  shown = rerank.best_of(constant_model(cfg), cfg, draw, jax.random.key(0), batch,
+                         *texts(batch), shown=lambda z: -z)
+  np.testing.assert_allclose(shown[:, 0, 0, 0, 0], values.min(0))
 
 
 @pytest.mark.parametrize("kw,message", [({"candidates": 0}, "candidates=0"),
