@@ -108,7 +108,7 @@ def main():
   errors = []  # per candidate [texts, levels, prompts]: for other weightings, offline
   for c in range(args.candidates):
     scored = score_draws(gen, prompts, draws[:, c], args.levels, seed=1234)
-    errors.append(scored.pop("errors").tolist())
+    errors.append(np.round(scored.pop("errors"), 5).tolist())  # ~1e-5 of errors ~0.1-1
     for k, v in scored.items():
       scores[k][:, c] = v
   judged = [[judge.judge_video(draws[i, c], captions.parse_prompt(q))[0]
