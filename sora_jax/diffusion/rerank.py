@@ -2,8 +2,9 @@
 
 A diffusion model is also a classifier of its own conditioning (Li et al. 2023, "Your Diffusion
 Model is Secretly a Zero-Shot Classifier"): how much better it denoises a clip told the prompt
-than told nothing estimates log p(prompt | clip) - log p(prompt), the pointwise mutual
-information of clip and prompt. Drawing N candidates a prompt and keeping the one of highest PMI
+than told nothing estimates, up to the weighting of noise levels, log p(clip | prompt) -
+log p(clip) = log p(prompt | clip) - log p(prompt), the pointwise mutual information (PMI) of
+clip and prompt. Drawing N candidates a prompt and keeping the one of highest PMI
 spends N times the sampling on prompt adherence, with no second model and nothing about the
 prompt's world built in. Every candidate of a prompt is scored on the same noise draws (common
 random numbers), so the ranking compares clips, not noise.

@@ -103,7 +103,7 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
   `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample);
   `contrast`: the token pair cfg.attribute_guidance weighs (contrast_prompts); `guide_params`:
   the worse model cfg.autoguidance pushes away from."""
-  model = nnx.merge(graphdef, params)
+  model = plain = nnx.merge(graphdef, params)
   if cfg.autoguidance:
     model = sampling.autoguided(model, nnx.merge(guide_graphdef, guide_params), cfg.autoguidance)
   if start is not None:
@@ -123,7 +123,7 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
     shown = lambda z: z
     if latent is not None:  # score the video the latent decodes to
       shown = lambda z: latent.encode(frozen, latent.decode(frozen, z, frames))
-    out = rerank.best_of(model, cfg, draw, key, shape[0], text, uncond, shown)
+    out = rerank.best_of(plain, cfg, draw, key, shape[0], text, uncond, shown)  # model's own score
   else:
     out = draw(key, lambda v: v)
   return out if latent is None else latent.decode(frozen, out, frames)
