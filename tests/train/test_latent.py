@@ -38,8 +38,13 @@ def test_latent_dit_trains_and_samples_decoded_videos(vae_workdir, config, tmp_p
   loop.train(config, str(tmp_path / "dit"), progress=False)
   gen = pipeline.load(str(tmp_path / "dit"))
   assert gen.latent is not None and gen.latent.shape(4, 16, 16) == (2, 4, 4, 4)
-  videos = pipeline.generate(gen, ["a red circle moves left", "a blue square"], steps=2)
+  prompts = ["a red circle moves left", "a blue square"]
+  videos = pipeline.generate(gen, prompts, steps=2)
   assert videos.shape == (2, 4, 16, 16, 3) and videos.dtype == np.uint8
+  # best of 3, each draw decoded and encoded again to be scored: one video a prompt, repeatable
+  best = pipeline.generate(gen, prompts, steps=2, candidates=3)
+  assert best.shape == videos.shape and not np.array_equal(best, videos)
+  np.testing.assert_array_equal(pipeline.generate(gen, prompts, steps=2, candidates=3), best)
 
 
 def test_latent_dit_rejects_a_mismatched_vae(vae_workdir, config, tmp_path):
