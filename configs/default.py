@@ -205,6 +205,8 @@ def get_config() -> ml_collections.ConfigDict:
   # passes a candidate (twice that with self-conditioning)
   c.sample.candidates = 1
   c.sample.rerank_levels = 16
+  # with the first-frame pass: rank the drafts whose frame 0 the clip keeps, not finished clips
+  c.sample.rerank_draft = False
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_prompts = 16

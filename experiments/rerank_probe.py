@@ -1,17 +1,18 @@
 """Can a model pick its own best draw? A best-of-N probe with the DiT as its own verifier.
 
-Each prompt of a group (issue 4's held-out pairs, or seen ones) is drawn with `candidates` sampler seeds; every draw is encoded
-back to latents and scored by the model's own denoising error at `levels` noise levels (one
-noise draw each, shared by all candidates of a prompt): the diffusion classifier of Li et al.
-2023, as sora_jax/diffusion/rerank.py scores for `sample.candidates`, here on the decoded
-videos. Two scores: "pmi", rerank's (the error told nothing minus the error told the prompt);
-"contrast", the smallest error gap between the prompt with its shape word swapped for each
-other shape and the prompt itself (the errors with each other direction are saved too). The judge reads every draw; the table compares the first
-draw, the eval's two seeds, the mean draw, each score's pick (of all draws, and best-of-half at
-two seeds as `--candidates` would draw for `--seeds 2`), and the oracle.
+Each prompt of a group (issue 4's held-out pairs, or seen ones) is drawn with `candidates`
+sampler seeds; every draw is encoded back to latents and scored by the model's own denoising
+error at `levels` noise levels (one noise draw each, shared by all candidates of a prompt): the
+diffusion classifier of Li et al. 2023, as sora_jax/diffusion/rerank.py scores for
+`sample.candidates`, here on the decoded videos. Two scores: "pmi", rerank's (the error told
+nothing minus the error told the prompt); "contrast", the smallest error gap between the prompt
+with its shape word swapped for each other shape and the prompt itself (the errors with each
+other direction are saved too, for experiments/rerank_table.py). The judge reads every draw; the
+table compares the first draw, the eval's two seeds, the mean draw, each score's pick (of all
+draws, and best-of-half at two seeds, as `--candidates` draws for `--seeds 2`), and the oracle.
 
-  python experiments/rerank_probe.py --workdir=runs/r13re --candidates 8 --eps_scale 1.15 \
-      --out experiments/results/NAME/rerank_r13re.json
+  python experiments/rerank_probe.py --workdir=runs/r13re --candidates 8 --levels 16 \
+      --eps_scale 1.15 [--group seen] --out experiments/results/NAME/probe_r13re_held_out.json
 """
 
 import argparse
@@ -90,6 +91,26 @@ def summary(prompts, chosen_videos) -> dict:
   return {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
 
 
+def picks(prompts, draws, scores, verdicts) -> dict:
+  """{row: judged summary} of the draws [prompts, candidates, ...] each way of picking keeps."""
+  n = draws.shape[1]
+  idx = np.arange(len(prompts))
+  keep = lambda choice: draws[idx, choice]
+  rows = {"first draw": summary(prompts, draws[:, 0]),
+          "seeds 0 and 1 (the eval)": summary(prompts * 2, np.concatenate([keep(0), keep(1)]))}
+  half = n // 2  # two seeds of best-of-half, as the eval's --seeds 2 would draw
+  for name, s in scores.items():
+    two = [keep(s[:, :half].argmax(1)), keep(half + s[:, half:].argmax(1))]
+    rows[f"{name} best-of-{half}, 2 seeds"] = summary(prompts * 2, np.concatenate(two))
+  per_draw = [summary(prompts, draws[:, c]) for c in range(n)]
+  rows["mean draw"] = {k: round(float(np.mean([r[k] for r in per_draw])), 3)
+                       for k in per_draw[0] if isinstance(per_draw[0][k], (int, float))}
+  for name, s in scores.items():
+    rows[f"{name} pick"] = summary(prompts, keep(s.argmax(1)))
+  rows["oracle pick"] = summary(prompts, keep(verdicts.argmax(1)))
+  return rows
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--workdir", required=True)
@@ -103,7 +124,7 @@ def main():
   gen = pipeline.load(args.workdir)
   prompts = run.group_prompts(gen.config.data, args.group, args.num_prompts)
   draws = np.stack([pipeline.generate(gen, prompts, seed=s, eps_scale=args.eps_scale)
-                    for s in range(args.candidates)], 1)  # [N, K, T, H, W, 3]
+                    for s in range(args.candidates)], 1)  # [prompts, candidates, T, H, W, 3]
   scores = {k: np.zeros(draws.shape[:2]) for k in ("pmi", "contrast")}
   errors = []  # per candidate [texts, levels, prompts]: for other weightings, offline
   for c in range(args.candidates):
@@ -115,19 +136,7 @@ def main():
              for c in range(args.candidates)] for i, q in enumerate(prompts)]
   field = lambda k: np.array([[bool(o[k]) for o in row] for row in judged])
   verdicts = field("shape") & field("direction") & field("colour")
-  rows = {"first draw": summary(prompts, draws[:, 0])}
-  idx = np.arange(len(prompts))
-  half = args.candidates // 2  # two seeds of best-of-half, as the eval's --seeds 2 would draw
-  for name, s in scores.items():
-    picks = [draws[idx, s[:, :half].argmax(1)], draws[idx, half + s[:, half:].argmax(1)]]
-    rows[f"{name} best-of-{half}, 2 seeds"] = summary(prompts * 2, np.concatenate(picks))
-  rows["seeds 0 and 1 (the eval)"] = summary(prompts * 2, np.concatenate(draws[:, :2].swapaxes(0, 1)))
-  per_draw = [summary(prompts, draws[:, c]) for c in range(args.candidates)]
-  rows["mean draw"] = {k: round(float(np.mean([r[k] for r in per_draw])), 3)
-                       for k in per_draw[0] if isinstance(per_draw[0][k], (int, float))}
-  for name, s in scores.items():
-    rows[f"{name} pick"] = summary(prompts, draws[np.arange(len(prompts)), s.argmax(1)])
-  rows["oracle pick"] = summary(prompts, draws[np.arange(len(prompts)), verdicts.argmax(1)])
+  rows = picks(prompts, draws, scores, verdicts)
   for name, row in rows.items():
     print(f"{name:14s} {row}")
   results_io.save_json({"workdir": args.workdir, "group": args.group, "step": gen.step,

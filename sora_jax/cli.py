@@ -34,7 +34,9 @@ SAMPLER_SWITCHES = (
     ("draft_image", "with the first-frame pass: draw that frame alone, as an image (models "
                     "trained with train.image_batch)"),
     ("expand_prompts", "rewrite each prompt in the detailed register the model trained on "
-                       "(captions.expand_prompt) before sampling"))
+                       "(captions.expand_prompt) before sampling"),
+    ("rerank_draft", "with --candidates and the first-frame pass: rank the drafts whose first "
+                     "frame is kept, not the finished clips"))
 DEFAULT_EDIT_STRENGTH = 0.6
 
 

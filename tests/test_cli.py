@@ -136,7 +136,7 @@ def test_sample_rejects_bad_sampler_settings(trained, tmp_path, flag, message):
   assert code == 2 and message in err and "Traceback" not in err and not out.exists()
 
 
-@pytest.mark.parametrize("switch", ["first_frame_pass", "draft_image"])
+@pytest.mark.parametrize("switch", ["first_frame_pass", "draft_image", "rerank_draft"])
 @pytest.mark.parametrize("command", ["sample", "eval"])
 def test_sampler_switches_turn_the_configs_setting_on_or_off(command, switch):
   args = ["--workdir=w"] + (["--prompt=a", "--out=o.npy"] if command == "sample" else [])

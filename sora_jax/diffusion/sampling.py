@@ -46,6 +46,10 @@ class SamplerConfig:
   # (rerank.best_of), scored over rerank_levels noise levels; 1: one draw, no scoring
   candidates: int = 1
   rerank_levels: int = 16
+  # with the first-frame pass: rank the drafts (whose frame 0 is kept), not the finished clips,
+  # so the motion is drawn after the pick, as with one draw (without the pass, e.g. an edit, the
+  # finished clips are ranked)
+  rerank_draft: bool = False
 
   def __post_init__(self):
     schedules.check(self.schedule, self.shift)
@@ -68,6 +72,9 @@ class SamplerConfig:
     if self.time_group < 1:
       raise ValueError(f"time_group={self.time_group}; must be >= 1")
     rerank.check(self.candidates, self.rerank_levels)
+    if self.rerank_draft and self.draft_image:
+      raise ValueError("rerank_draft ranks whole-clip drafts; an image draft (draft_image) is "
+                       "not scored")
     if self.draft_image and not (self.first_frame_pass and self.time_group == 1):
       raise ValueError("draft_image needs first_frame_pass and time_group = 1 (one frame a "
                        "temporal patch)")
@@ -210,12 +217,24 @@ def sample_via_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, c
   where things go next, which a model trained with known frames follows far better than it
   picks a motion out of pure noise. Needs a model built with model.known_frames."""
   k_draft, k_final = jax.random.split(key)
-  if cfg.draft_image:  # a model trained on images too (train.image_batch) draws frame 0 alone
-    first = sample(model_fn, cfg, k_draft, (shape[0], 1) + tuple(shape[2:]), cond, uncond,
+  draft = draft_first_frame(model_fn, cfg, k_draft, shape, cond, uncond, contrast)
+  return sample_from_first_frame(model_fn, cfg, k_final, shape, cond, uncond, draft, contrast)
+
+
+def draft_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond,
+                      contrast=None):
+  """The first-frame pass's draft [B, T, ...]: a whole clip, or with cfg.draft_image frame 0
+  drawn alone as an image (a model trained on images too, train.image_batch) and zeros after."""
+  if cfg.draft_image:
+    first = sample(model_fn, cfg, key, (shape[0], 1) + tuple(shape[2:]), cond, uncond,
                    contrast=contrast)
-    draft = jnp.zeros(shape, first.dtype).at[:, :1].set(first)
-  else:
-    draft = sample(model_fn, cfg, k_draft, shape, cond, uncond, contrast=contrast)
+    return jnp.zeros(shape, first.dtype).at[:, :1].set(first)
+  return sample(model_fn, cfg, key, shape, cond, uncond, contrast=contrast)
+
+
+def sample_from_first_frame(model_fn: Callable, cfg: SamplerConfig, key, shape, cond, uncond,
+                            draft, contrast=None):
+  """The second pass: the clip drawn again, knowing the draft's first frame."""
   mask = jnp.zeros(shape[:2], jnp.float32).at[:, 0].set(1.0)
-  return sample(model_fn, cfg, k_final, shape, cond, uncond, known=draft, mask=mask,
+  return sample(model_fn, cfg, key, shape, cond, uncond, known=draft, mask=mask,
                 contrast=contrast)

@@ -119,11 +119,22 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
     run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
     return run(model, cfg, key, rows, repeat(text), repeat(uncond), contrast=pair)
 
-  if cfg.candidates > 1:
-    shown = lambda z: z
-    if latent is not None:  # score the video the latent decodes to
-      shown = lambda z: latent.encode(frozen, latent.decode(frozen, z, frames))
-    out = rerank.best_of(plain, cfg, draw, key, shape[0], text, uncond, shown)  # model's own score
+  def drafts(key, repeat):
+    """The first-frame pass's drafts for the rows repeat(prompt array) makes."""
+    rows = (repeat(text).shape[0],) + tuple(shape[1:])
+    pair = None if contrast is None else tuple(map(repeat, contrast))
+    return sampling.draft_first_frame(model, cfg, key, rows, repeat(text), repeat(uncond), pair)
+
+  shown = lambda z: z
+  if latent is not None:  # score the video the latent decodes to
+    shown = lambda z: latent.encode(frozen, latent.decode(frozen, z, frames))
+  best_of = lambda fn, key: rerank.best_of(plain, cfg, fn, key, shape[0], text, uncond, shown)
+  if cfg.candidates > 1 and cfg.rerank_draft and cfg.first_frame_pass:
+    k_draft, k_final = jax.random.split(key)
+    out = sampling.sample_from_first_frame(model, cfg, k_final, shape, text, uncond,
+                                           best_of(drafts, k_draft), contrast)
+  elif cfg.candidates > 1:
+    out = best_of(draw, key)
   else:
     out = draw(key, lambda v: v)
   return out if latent is None else latent.decode(frozen, out, frames)
@@ -131,7 +142,8 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
 
 def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
                    first_frame_pass=None, attribute_guidance=None, draft_image=None,
-                   autoguidance=None, eps_scale=None, candidates=None) -> sampling.SamplerConfig:
+                   autoguidance=None, eps_scale=None, candidates=None,
+                   rerank_draft=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key, default=0.0: float(s.get(key, default) if given is None else given)
@@ -157,21 +169,23 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       draft_image=bool(draft_image),
       self_condition=self_condition.enabled(config.model),
       candidates=int(s.get("candidates", 1) if candidates is None else candidates),
-      rerank_levels=int(s.get("rerank_levels", 16)))
+      rerank_levels=int(s.get("rerank_levels", 16)),
+      rerank_draft=bool(s.get("rerank_draft", False) if rerank_draft is None else rerank_draft))
 
 
 def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=None, eta=None,
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
              contrast_without=None, draft_image=None, expand_prompts=None,
-             autoguidance=None, eps_scale=None, candidates=None) -> np.ndarray:
+             autoguidance=None, eps_scale=None, candidates=None, rerank_draft=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   expand_prompts (None: config.sample.expand_prompts): the model sees each prompt rewritten in
   the detailed register it trained on (captions.expand_prompt, the recaptioner's hook).
 
   candidates (None: config.sample.candidates): draw that many videos a prompt in the same call
-  and keep the one the model scores most the prompt's (diffusion/rerank.py).
+  and keep the one the model scores most the prompt's (diffusion/rerank.py); rerank_draft (None:
+  config.sample.rerank_draft) ranks the first-frame pass's drafts instead.
 
   edit: uint8 [T, H, W, 3] (one video for every prompt) or [N, T, H, W, 3]: video-to-video
   editing, the clip noised to `strength` of the chain and denoised toward each prompt (its size
@@ -191,7 +205,8 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
   cfg = sampler_config(gen.config, steps=steps, guidance=guidance, eta=eta, stagger=stagger,
                        shift=shift, first_frame_pass=first_frame_pass,
                        attribute_guidance=attribute_guidance, draft_image=draft_image,
-                       autoguidance=autoguidance, eps_scale=eps_scale, candidates=candidates)
+                       autoguidance=autoguidance, eps_scale=eps_scale, candidates=candidates,
+                       rerank_draft=rerank_draft)
   if cfg.autoguidance and gen.guide is None:
     raise ValueError(f"autoguidance={cfg.autoguidance} needs a worse model to guide with: "
                      "--guide_step N (a checkpoint of this run) or --guide_workdir DIR")

@@ -142,3 +142,28 @@ def test_image_draft_draws_the_first_frame_alone_and_redraws_the_clip_knowing_it
     sampling.SamplerConfig(draft_image=True)
   with pytest.raises(ValueError, match="time_group = 1"):
     sampling.SamplerConfig(first_frame_pass=True, draft_image=True, time_group=2)
+
+
+def test_ranked_drafts_give_the_first_frame_and_the_clip_is_drawn_after_the_pick():
+  """sample.rerank_draft: best of 3 drafts, then the second pass. The clip's frame 0 is one of
+  the three drafts' (the ones rerank.best_of draws from its key), and its other frames are drawn
+  again; draft images are refused."""
+  from sora_jax.sample import pipeline
+  model = _model()
+  graphdef, params = nnx.split(model)
+  cfg = sampling.SamplerConfig(prediction="x0", steps=2, time_group=2, first_frame_pass=True,
+                               candidates=3, rerank_levels=2, rerank_draft=True)
+  text = jnp.asarray(tokenizer.encode_batch(["a red circle moves left", "a blue square"], 16))
+  uncond, shape, key = jnp.zeros_like(text), (2, 4, 8, 8, 3), jax.random.key(5)
+  out = pipeline.sample_videos(params, text, uncond, key, {}, graphdef=graphdef, cfg=cfg,
+                               shape=shape)
+  k_draw = jax.random.split(jax.random.split(key)[0])[0]
+  tile = lambda v: jnp.concatenate([v] * 3)
+  drafts = sampling.draft_first_frame(model, cfg, k_draw, (6,) + shape[1:], tile(text),
+                                      tile(uncond)).reshape((3,) + shape)
+  for b in range(2):
+    gaps = [float(jnp.abs(out[b, 0] - drafts[n, b, 0]).max()) for n in range(3)]
+    assert min(gaps) < 1e-5 and max(gaps) > 1e-3, gaps
+    assert not np.allclose(out[b, 1:], drafts[int(np.argmin(gaps)), b, 1:], atol=1e-3)
+  with pytest.raises(ValueError, match="rerank_draft ranks whole-clip drafts"):
+    sampling.SamplerConfig(first_frame_pass=True, draft_image=True, rerank_draft=True)
