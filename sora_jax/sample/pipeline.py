@@ -109,21 +109,25 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
   if start is not None:
     start = start if latent is None else latent.encode(frozen, start)
 
-  def draw(key, repeat):
-    """The chain for the rows repeat(prompt array) makes: one, or candidates, a prompt."""
-    rows = (repeat(text).shape[0],) + tuple(shape[1:])
+  def tiled(repeat):
+    """(shape, text, uncond, contrast) of the rows repeat(prompt array) makes: one draw, or
+    cfg.candidates, a prompt."""
     pair = None if contrast is None else tuple(map(repeat, contrast))
+    return (repeat(text).shape[0],) + tuple(shape[1:]), repeat(text), repeat(uncond), pair
+
+  def draw(key, repeat):
+    """The whole chain for those rows."""
+    rows, cond, null, pair = tiled(repeat)
     if start is not None:
-      return sampling.sample(model, cfg, key, rows, repeat(text), repeat(uncond),
-                             start=repeat(start), strength=strength, contrast=pair)
+      return sampling.sample(model, cfg, key, rows, cond, null, start=repeat(start),
+                             strength=strength, contrast=pair)
     run = sampling.sample_via_first_frame if cfg.first_frame_pass else sampling.sample
-    return run(model, cfg, key, rows, repeat(text), repeat(uncond), contrast=pair)
+    return run(model, cfg, key, rows, cond, null, contrast=pair)
 
   def drafts(key, repeat):
-    """The first-frame pass's drafts for the rows repeat(prompt array) makes."""
-    rows = (repeat(text).shape[0],) + tuple(shape[1:])
-    pair = None if contrast is None else tuple(map(repeat, contrast))
-    return sampling.draft_first_frame(model, cfg, key, rows, repeat(text), repeat(uncond), pair)
+    """The first-frame pass's drafts for those rows."""
+    rows, cond, null, pair = tiled(repeat)
+    return sampling.draft_first_frame(model, cfg, key, rows, cond, null, pair)
 
   shown = lambda z: z
   if latent is not None:  # score the video the latent decodes to
