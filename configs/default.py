@@ -205,6 +205,8 @@ def get_config() -> ml_collections.ConfigDict:
   # passes a candidate (twice that with self-conditioning)
   c.sample.candidates = 1
   c.sample.rerank_levels = 16
+  # scored against no text ("pmi") or the prompt with each other shape word ("shape_margin")
+  c.sample.rerank_score = "pmi"
   # with the first-frame pass: rank the drafts whose frame 0 the clip keeps, not finished clips
   c.sample.rerank_draft = False
 

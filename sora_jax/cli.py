@@ -26,7 +26,7 @@ EXIT_USAGE = 2
 SAMPLER_FLAGS = (("steps", int), ("guidance", float), ("eta", float), ("stagger", float),
                  ("shift", float), ("attribute_guidance", float),
                  ("guided_attributes", str), ("contrast_without", str), ("autoguidance", float),
-                 ("eps_scale", float), ("candidates", int))
+                 ("eps_scale", float), ("candidates", int), ("rerank_score", str))
 # on / off overrides of the run's sample config (--x, --no-x; neither: the config's)
 SAMPLER_SWITCHES = (
     ("first_frame_pass", "draw the clip, keep its first frame, draw it again from that frame "

@@ -126,6 +126,7 @@ def test_sample_rejects_frame_sizes_not_divisible_by_the_patch(trained, tmp_path
                                           ("--shift=0", "shift=0"), ("--eps_scale=0", "eps_scale=0"),
                                           ("--attribute_guidance=-1", "attribute_guidance=-1"),
                                           ("--candidates=0", "candidates=0"),
+                                          ("--rerank_score=clip", "rerank_score='clip'"),
                                           ("--first_frame_pass", "needs a model trained with"),
                                           ("--draft_image", "turn that on too"),
                                           ("--attribute_guidance=1 --guided_attributes=size",

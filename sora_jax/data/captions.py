@@ -205,6 +205,17 @@ def drop_attributes(text: str, kinds) -> str:
   return text
 
 
+def other_shapes(text: str) -> list[str]:
+  """The prompt once with its shape word swapped for each other shape ("a red circle" -> ["a red
+  square", "a red triangle"]): the texts a shape-margin verifier contrasts it with
+  (diffusion/rerank.py). The prompt must name exactly one shape."""
+  named = _SHAPE_WORD.findall(text)
+  if len(named) != 1:
+    raise ValueError(f"a shape margin needs a prompt naming one shape ({world.SHAPES}); "
+                     f"{text!r} names {len(named)}")
+  return [_SHAPE_WORD.sub(shape, text) for shape in world.SHAPES if shape != named[0]]
+
+
 def expand_prompt(text: str, rng: np.random.Generator | None = None) -> str:
   """Rewrites a short or plain prompt in the detailed register.
 

@@ -19,7 +19,12 @@ from sora_jax.diffusion import noise as noise_lib
 from sora_jax.diffusion import objectives, schedules, self_condition
 
 
-def check(candidates: int, levels: int) -> None:
+SCORES = ("pmi", "shape_margin")  # against no text; against the prompt's other shapes
+
+
+def check(candidates: int, levels: int, score: str = "pmi") -> None:
+  if score not in SCORES:
+    raise ValueError(f"rerank_score={score!r}; allowed: {', '.join(SCORES)}")
   if candidates < 1:
     raise ValueError(f"candidates={candidates}; must be >= 1 (1: no reranking)")
   if levels < 1:
@@ -48,30 +53,32 @@ def denoising_error(model_fn: Callable, cfg, z0, text, t, eps):
   return jnp.mean(jnp.square(eps_hat - eps), axis=tuple(range(1, z0.ndim)))
 
 
-def pmi_scores(model_fn: Callable, cfg, key, z0, cond, uncond, levels: int):
-  """Per clip of z0 [B, ...] (what the model denoises), the unconditional denoising error minus
-  the conditional one, averaged over `levels` noise levels: higher = more the prompt's clip.
+def gap_scores(model_fn: Callable, cfg, key, z0, cond, others, levels: int):
+  """Per clip of z0 [B, ...] (what the model denoises), the smallest gap between its denoising
+  error told another text (each of `others`, [B, L] tokens) and told its prompt `cond`, averaged
+  over `levels` noise levels: higher = more the prompt's clip. With others = (no text,) it is
+  the PMI; with the prompt's other shapes, the shape margin.
 
   The noise of level k is drawn from fold_in(key, k) for one clip and shared by every row of
   the batch, so clips of one prompt are compared on the same draws."""
+  texts = jnp.concatenate([cond, *others])
+  b, n = z0.shape[0], 1 + len(others)
   def level(k, total):
     eps = noise_lib.video_noise(jax.random.fold_in(key, k), (1,) + z0.shape[1:],
                                 cfg.frame_noise_corr)
-    eps = jnp.broadcast_to(eps, z0.shape)
-    t = level_times(levels)[k]
-    b = z0.shape[0]
-    both = jnp.concatenate([cond, uncond])
-    err = denoising_error(model_fn, cfg, jnp.concatenate([z0, z0]), both, t,
-                          jnp.concatenate([eps, eps]))
-    return total + err[b:] - err[:b]
-  return jax.lax.fori_loop(0, levels, level, jnp.zeros(z0.shape[:1], jnp.float32)) / levels
+    tile = lambda v: jnp.concatenate([jnp.broadcast_to(v, z0.shape)] * n)
+    err = denoising_error(model_fn, cfg, tile(z0), texts, level_times(levels)[k], tile(eps))
+    return total + err.reshape(n, b)
+  err = jax.lax.fori_loop(0, levels, level, jnp.zeros((n, b), jnp.float32)) / levels
+  return jnp.min(err[1:] - err[0], axis=0)
 
 
-def best_of(model_fn: Callable, cfg, draw: Callable, key, batch: int, cond, uncond,
+def best_of(model_fn: Callable, cfg, draw: Callable, key, batch: int, cond, others,
             shown: Callable = lambda z: z):
   """Runs `draw(key, repeat)` once for cfg.candidates x `batch` rows (repeat(v) tiles a
   per-prompt array [batch, ...] candidate-major: row n * batch + b is candidate n of prompt b)
-  and keeps each prompt's candidate of highest `pmi_scores` of shown(candidate): [batch, ...].
+  and keeps each prompt's candidate of highest `gap_scores` of shown(candidate) against
+  `others` (tokens [batch, L] each): [batch, ...].
 
   `shown` maps a draw to what the model denoises as it will be seen: for a latent DiT, the
   latent of the decoded video (the VAE's encoder of its decoder). The chain's own latent can
@@ -81,8 +88,8 @@ def best_of(model_fn: Callable, cfg, draw: Callable, key, batch: int, cond, unco
   repeat = lambda v: None if v is None else jnp.concatenate([v] * n)
   k_draw, k_score = jax.random.split(key)
   drawn = draw(k_draw, repeat)
-  scores = pmi_scores(model_fn, cfg, k_score, shown(drawn), repeat(cond), repeat(uncond),
-                      cfg.rerank_levels)
+  scores = gap_scores(model_fn, cfg, k_score, shown(drawn), repeat(cond),
+                      tuple(map(repeat, others)), cfg.rerank_levels)
   pick = jnp.argmax(scores.reshape(n, batch), axis=0)  # [batch]
   drawn = drawn.reshape((n, batch) + drawn.shape[1:])
   return drawn[pick, jnp.arange(batch)]

@@ -46,6 +46,9 @@ class SamplerConfig:
   # (rerank.best_of), scored over rerank_levels noise levels; 1: one draw, no scoring
   candidates: int = 1
   rerank_levels: int = 16
+  # what a draw is scored against (rerank.SCORES): no text (the PMI), or the prompt with each
+  # other shape word (the shape margin)
+  rerank_score: str = "pmi"
   # with the first-frame pass: rank the drafts (whose frame 0 is kept), not the finished clips,
   # so the motion is drawn after the pick, as with one draw (without the pass, e.g. an edit, the
   # finished clips are ranked)
@@ -71,7 +74,7 @@ class SamplerConfig:
       raise ValueError(f"stagger={self.stagger}; must be >= 0")
     if self.time_group < 1:
       raise ValueError(f"time_group={self.time_group}; must be >= 1")
-    rerank.check(self.candidates, self.rerank_levels)
+    rerank.check(self.candidates, self.rerank_levels, self.rerank_score)
     if self.rerank_draft and self.draft_image:
       raise ValueError("rerank_draft ranks whole-clip drafts; an image draft (draft_image) is "
                        "not scored")

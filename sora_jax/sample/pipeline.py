@@ -96,13 +96,14 @@ def decoding_vae(config, override: str | None = None) -> str:
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "shape", "latent", "frames",
                                              "strength", "guide_graphdef"))
 def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, guide_params=None,
-                  *, graphdef, cfg: sampling.SamplerConfig, shape, latent=None, frames=None,
-                  strength=1.0, guide_graphdef=None):
+                  rivals=None, *, graphdef, cfg: sampling.SamplerConfig, shape, latent=None,
+                  frames=None, strength=1.0, guide_graphdef=None):
   """The whole DDIM chain (and the VAE decode of a latent DiT) under one jit: float videos in
   [-1, 1]. `shape` is what the DiT denoises: pixels, or latents of `frames`-frame clips.
   `start`: pixels [B, T, H, W, C] in [-1, 1] to edit at `strength` (sampling.sample);
   `contrast`: the token pair cfg.attribute_guidance weighs (contrast_prompts); `guide_params`:
-  the worse model cfg.autoguidance pushes away from."""
+  the worse model cfg.autoguidance pushes away from; `rivals`: the texts best of N scores a draw
+  against (None: no text, the PMI; rival_texts)."""
   model = plain = nnx.merge(graphdef, params)
   if cfg.autoguidance:
     model = sampling.autoguided(model, nnx.merge(guide_graphdef, guide_params), cfg.autoguidance)
@@ -132,7 +133,8 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
   shown = lambda z: z
   if latent is not None:  # score the video the latent decodes to
     shown = lambda z: latent.encode(frozen, latent.decode(frozen, z, frames))
-  best_of = lambda fn, key: rerank.best_of(plain, cfg, fn, key, shape[0], text, uncond, shown)
+  others = (uncond,) if rivals is None else tuple(rivals)
+  best_of = lambda fn, key: rerank.best_of(plain, cfg, fn, key, shape[0], text, others, shown)
   if cfg.candidates > 1 and cfg.rerank_draft and cfg.first_frame_pass:
     k_draft, k_final = jax.random.split(key)
     out = sampling.sample_from_first_frame(model, cfg, k_final, shape, text, uncond,
@@ -147,7 +149,7 @@ def sample_videos(params, text, uncond, key, frozen, start=None, contrast=None, 
 def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None, shift=None,
                    first_frame_pass=None, attribute_guidance=None, draft_image=None,
                    autoguidance=None, eps_scale=None, candidates=None,
-                   rerank_draft=None) -> sampling.SamplerConfig:
+                   rerank_draft=None, rerank_score=None) -> sampling.SamplerConfig:
   """The run's sampler settings (config.sample, its schedule), with the given ones overriding."""
   d, s = config.diffusion, config.sample
   pick = lambda given, key, default=0.0: float(s.get(key, default) if given is None else given)
@@ -174,6 +176,7 @@ def sampler_config(config, *, steps=None, guidance=None, eta=None, stagger=None,
       self_condition=self_condition.enabled(config.model),
       candidates=int(s.get("candidates", 1) if candidates is None else candidates),
       rerank_levels=int(s.get("rerank_levels", 16)),
+      rerank_score=str(s.get("rerank_score", "pmi") if rerank_score is None else rerank_score),
       rerank_draft=bool(s.get("rerank_draft", False) if rerank_draft is None else rerank_draft))
 
 
@@ -181,7 +184,8 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
              stagger=None, shift=None, first_frame_pass=None, frames=None, height=None, width=None,
              edit=None, strength: float = 1.0, attribute_guidance=None, guided_attributes=None,
              contrast_without=None, draft_image=None, expand_prompts=None,
-             autoguidance=None, eps_scale=None, candidates=None, rerank_draft=None) -> np.ndarray:
+             autoguidance=None, eps_scale=None, candidates=None, rerank_draft=None,
+             rerank_score=None) -> np.ndarray:
   """Videos for `prompts` in one compiled call: uint8 [N, T, H, W, 3] in prompt order.
 
   expand_prompts (None: config.sample.expand_prompts): the model sees each prompt rewritten in
@@ -210,7 +214,7 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
                        shift=shift, first_frame_pass=first_frame_pass,
                        attribute_guidance=attribute_guidance, draft_image=draft_image,
                        autoguidance=autoguidance, eps_scale=eps_scale, candidates=candidates,
-                       rerank_draft=rerank_draft)
+                       rerank_draft=rerank_draft, rerank_score=rerank_score)
   if cfg.autoguidance and gen.guide is None:
     raise ValueError(f"autoguidance={cfg.autoguidance} needs a worse model to guide with: "
                      "--guide_step N (a checkpoint of this run) or --guide_workdir DIR")
@@ -225,10 +229,21 @@ def generate(gen: Generator, prompts, *, seed: int = 0, steps=None, guidance=Non
     contrast = contrast_prompts(gen.config, prompts, length, guided=guided_attributes,
                                 without=contrast_without)
   out = sample_videos(gen.params, text, uncond, jax.random.key(seed), gen.frozen, start, contrast,
-                      guide and guide.params, graphdef=gen.graphdef, cfg=cfg,
+                      guide and guide.params, rival_texts(cfg, prompts, length),
+                      graphdef=gen.graphdef, cfg=cfg,
                       shape=(len(prompts),) + dims, latent=gen.latent, frames=frames,
                       strength=float(strength), guide_graphdef=guide and guide.graphdef)
   return video_io.to_uint8(np.asarray(out))  # raises if the sampler diverged (NaN)
+
+
+def rival_texts(cfg: sampling.SamplerConfig, prompts, length: int):
+  """The tokens best of N scores each draw against, beside no text: None for the PMI; for the
+  shape margin, the prompts with each other shape word (captions.other_shapes)."""
+  if cfg.candidates == 1 or cfg.rerank_score == "pmi":
+    return None
+  swapped = [captions.other_shapes(p) for p in prompts]
+  return tuple(tokenizer.encode_batch([s[k] for s in swapped], length)
+               for k in range(len(swapped[0])))
 
 
 def _prepared_prompts(gen: Generator, prompts, expand_prompts) -> list[str]:

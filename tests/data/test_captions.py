@@ -159,3 +159,11 @@ def test_dropping_attributes_examples_and_bad_kinds():
                                    ["colour", "shape"]) == "shape going up and shape moving left")
   with pytest.raises(ValueError, match="among .*'colour', 'shape'.*got \\['size'\\]"):
     captions.drop_attributes("a small red circle moves left", ["size"])
+
+
+def test_other_shapes_swap_the_one_shape_word():
+  assert captions.other_shapes("a small red circle moves left") == [
+      "a small red square moves left", "a small red triangle moves left"]
+  for prompt in ("a red thing moves up", "a red circle and a blue square"):
+    with pytest.raises(ValueError, match="naming one shape"):
+      captions.other_shapes(prompt)

@@ -36,11 +36,12 @@ def texts(batch):
 
 
 @pytest.mark.parametrize("prediction", objectives.PREDICTIONS)
-def test_pmi_scores_match_the_closed_form(prediction):
+def test_pmi_matches_the_closed_form(prediction):
   cfg = sampling.SamplerConfig(prediction=prediction, shift=2.0)
   z0 = np.asarray(jax.random.normal(jax.random.key(0), SHAPE))
-  got = rerank.pmi_scores(constant_model(cfg), cfg, jax.random.key(1), jnp.asarray(z0),
-                          *texts(SHAPE[0]), levels=4)
+  cond, uncond = texts(SHAPE[0])
+  got = rerank.gap_scores(constant_model(cfg), cfg, jax.random.key(1), jnp.asarray(z0), cond,
+                          (uncond,), levels=4)
   np.testing.assert_allclose(got, expected_pmi(cfg, z0, 4, 1.0), rtol=1e-4, atol=1e-4)
 
 
@@ -48,8 +49,9 @@ def test_a_self_conditioning_model_is_scored_on_its_second_pass():
   """The first pass (estimate zeros) answers the token; fed back, the second answers twice it."""
   cfg = sampling.SamplerConfig(prediction="x0", self_condition=True)
   z0 = np.asarray(jax.random.normal(jax.random.key(0), SHAPE))
-  got = rerank.pmi_scores(constant_model(cfg, feed_back=True), cfg, jax.random.key(1),
-                          jnp.asarray(z0), *texts(SHAPE[0]), levels=3)
+  cond, uncond = texts(SHAPE[0])
+  got = rerank.gap_scores(constant_model(cfg, feed_back=True), cfg, jax.random.key(1),
+                          jnp.asarray(z0), cond, (uncond,), levels=3)
   np.testing.assert_allclose(got, expected_pmi(cfg, z0, 3, 2.0), rtol=1e-4, atol=1e-4)
 
 
@@ -65,17 +67,31 @@ def test_best_of_keeps_each_prompts_highest_scoring_candidate():
     rows = repeat(jnp.zeros(SHAPE))
     return rows + jnp.asarray(values.reshape(-1))[:, None, None, None, None]
 
-  out = rerank.best_of(constant_model(cfg), cfg, draw, jax.random.key(0), batch, *texts(batch))
+  cond, uncond = texts(batch)
+  out = rerank.best_of(constant_model(cfg), cfg, draw, jax.random.key(0), batch, cond, (uncond,))
   assert out.shape == SHAPE
   np.testing.assert_allclose(out[:, 0, 0, 0, 0], values.max(0))
   # scored as shown (here negated), kept as drawn: the smallest v, not its negation
-  shown = rerank.best_of(constant_model(cfg), cfg, draw, jax.random.key(0), batch,
-                         *texts(batch), shown=lambda z: -z)
+  shown = rerank.best_of(constant_model(cfg), cfg, draw, jax.random.key(0), batch, cond,
+                         (uncond,), shown=lambda z: -z)
   np.testing.assert_allclose(shown[:, 0, 0, 0, 0], values.min(0))
 
 
+def test_the_gap_is_taken_to_the_nearest_other_text():
+  """Against several texts the score is the smallest of the gaps to each alone."""
+  cfg = sampling.SamplerConfig(prediction="x0")
+  z0 = jnp.asarray(jax.random.normal(jax.random.key(0), SHAPE))
+  fill = lambda v: jnp.full((SHAPE[0], 3), v, jnp.int32)
+  gap = lambda *others: rerank.gap_scores(constant_model(cfg), cfg, jax.random.key(1), z0,
+                                          fill(1), others, levels=3)
+  both, near, far = gap(fill(0), fill(3)), gap(fill(0)), gap(fill(3))
+  assert not np.allclose(near, far)
+  np.testing.assert_allclose(both, np.minimum(near, far), rtol=1e-6)
+
+
 @pytest.mark.parametrize("kw,message", [({"candidates": 0}, "candidates=0"),
-                                        ({"rerank_levels": 0}, "rerank_levels=0")])
+                                        ({"rerank_levels": 0}, "rerank_levels=0"),
+                                        ({"rerank_score": "clip"}, "rerank_score='clip'")])
 def test_sampler_config_rejects_bad_reranking(kw, message):
   with pytest.raises(ValueError, match=message):
     sampling.SamplerConfig(**kw)

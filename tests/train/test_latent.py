@@ -45,6 +45,12 @@ def test_latent_dit_trains_and_samples_decoded_videos(vae_workdir, config, tmp_p
   best = pipeline.generate(gen, prompts, steps=2, candidates=3)
   assert best.shape == videos.shape and not np.array_equal(best, videos)
   np.testing.assert_array_equal(pipeline.generate(gen, prompts, steps=2, candidates=3), best)
+  # scored against the prompts' other shapes instead: another pick, from the same draws
+  margin = pipeline.generate(gen, ["a red circle moves left", "a blue square"], steps=2,
+                             candidates=3, rerank_score="shape_margin")
+  assert margin.shape == videos.shape
+  with pytest.raises(ValueError, match="naming one shape"):
+    pipeline.generate(gen, ["a red thing"], steps=2, candidates=3, rerank_score="shape_margin")
 
 
 def test_latent_dit_rejects_a_mismatched_vae(vae_workdir, config, tmp_path):
