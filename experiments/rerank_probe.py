@@ -51,7 +51,7 @@ def alternatives(prompt: str, key: str) -> list[str]:
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "levels"))
 def denoising_errors(params, z0, texts, key, *, graphdef, cfg, levels):
   """rerank.denoising_error of z0 [B, ...] for each text [P, B, L] at each of `levels` noise
-  levels, the noise of a level shared by every row, as rerank.pmi_scores draws it: [K, P, B]."""
+  levels, the noise of a level shared by every row, as rerank.gap_scores draws it: [K, P, B]."""
   model = nnx.merge(graphdef, params)
 
   def level(k):

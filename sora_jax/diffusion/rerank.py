@@ -7,7 +7,8 @@ log p(clip) = log p(prompt | clip) - log p(prompt), the pointwise mutual informa
 clip and prompt. Drawing N candidates a prompt and keeping the one of highest PMI
 spends N times the sampling on prompt adherence, with no second model and nothing about the
 prompt's world built in. Every candidate of a prompt is scored on the same noise draws (common
-random numbers), so the ranking compares clips, not noise.
+random numbers), so the ranking compares clips, not noise. Against the prompt with each other
+shape word instead of no text (the shape margin), the score asks only which shape the clip shows.
 """
 
 from typing import Callable
