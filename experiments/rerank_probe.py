@@ -27,25 +27,20 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import results_io  # noqa: E402
+from experiments.restart_probe import judged  # noqa: E402
 from sora_jax.data import captions, pipeline as data_pipeline, tokenizer, world  # noqa: E402
-from sora_jax.diffusion import noise as noise_lib, rerank  # noqa: E402
+from sora_jax.diffusion import rerank  # noqa: E402
 from sora_jax.eval import judge, run  # noqa: E402
 from sora_jax.sample import pipeline  # noqa: E402
 from sora_jax.train import step as step_lib  # noqa: E402
 
 
-def swapped(prompt: str, key: str, value: str) -> str:
-  """The prompt with its (one) object's `key` word (shape or direction) replaced by `value`
-  ("slides to the left" -> "slides up", not "to the up")."""
-  if key == "direction":
-    prompt = prompt.replace("to the ", "")
-  return prompt.replace(captions.parse_prompt(prompt)[0][key], value)
-
-
-def alternatives(prompt: str, key: str) -> list[str]:
-  """The other values of a shape or a direction, in a fixed order."""
-  values = world.SHAPES if key == "shape" else tuple(world.DIRECTIONS)
-  return [v for v in values if v != captions.parse_prompt(prompt)[0][key]]
+def other_directions(prompt: str) -> list[str]:
+  """The prompt with its (one) object's direction word swapped for each other direction, in
+  world.DIRECTIONS' order ("slides to the left" -> "slides up", not "to the up")."""
+  asked = captions.parse_prompt(prompt)[0]["direction"]
+  bare = prompt.replace("to the ", "")
+  return [bare.replace(asked, d) for d in world.DIRECTIONS if d != asked]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "levels"))
@@ -55,10 +50,7 @@ def denoising_errors(params, z0, texts, key, *, graphdef, cfg, levels):
   model = nnx.merge(graphdef, params)
 
   def level(k):
-    eps = noise_lib.video_noise(jax.random.fold_in(key, k), (1,) + z0.shape[1:],
-                                cfg.frame_noise_corr)
-    eps = jnp.broadcast_to(eps, z0.shape)
-    t = rerank.level_times(levels)[k]
+    eps, t = rerank.level_noise(cfg, key, k, z0.shape), rerank.level_times(levels)[k]
     return jnp.stack([rerank.denoising_error(model, cfg, z0, text, t, eps) for text in texts])
   return jax.lax.map(level, jnp.arange(levels))
 
@@ -71,9 +63,10 @@ def score_draws(gen, prompts, videos, levels: int, seed: int) -> dict:
   length = gen.config.data.text_len + 1
   texts = [tokenizer.encode_batch(prompts, length),
            np.asarray(step_lib.null_text(len(prompts), length))]
-  for key, count in (("shape", 2), ("direction", 3)):
-    texts += [tokenizer.encode_batch([swapped(p, key, alternatives(p, key)[k]) for p in prompts],
-                                     length) for k in range(count)]
+  for others in (captions.other_shapes, other_directions):
+    swapped = [others(p) for p in prompts]
+    texts += [tokenizer.encode_batch([s[k] for s in swapped], length)
+              for k in range(len(swapped[0]))]
   err = denoising_errors(gen.params, z0, tuple(jnp.asarray(t) for t in texts),
                          jax.random.key(seed), graphdef=gen.graphdef,
                          cfg=pipeline.sampler_config(gen.config), levels=levels)
@@ -83,31 +76,23 @@ def score_draws(gen, prompts, videos, levels: int, seed: int) -> dict:
           "errors": levels_err}
 
 
-def summary(prompts, chosen_videos) -> dict:
-  """The judge's figures and squares drawn square over one video a prompt."""
-  report = run.judge_videos(prompts, [chosen_videos])
-  s = dict(report["summary"])
-  s["squares"] = run.confusion(report, "shape").get("square", {}).get("square", 0)
-  return {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
-
-
 def picks(prompts, draws, scores, verdicts) -> dict:
   """{row: judged summary} of the draws [prompts, candidates, ...] each way of picking keeps."""
   n = draws.shape[1]
   idx = np.arange(len(prompts))
   keep = lambda choice: draws[idx, choice]
-  rows = {"first draw": summary(prompts, draws[:, 0]),
-          "seeds 0 and 1 (the eval)": summary(prompts * 2, np.concatenate([keep(0), keep(1)]))}
+  rows = {"first draw": judged(prompts, [draws[:, 0]]),
+          "seeds 0 and 1 (the eval)": judged(prompts, [keep(0), keep(1)])}
   half = n // 2  # two seeds of best-of-half, as the eval's --seeds 2 would draw
   for name, s in scores.items():
     two = [keep(s[:, :half].argmax(1)), keep(half + s[:, half:].argmax(1))]
-    rows[f"{name} best-of-{half}, 2 seeds"] = summary(prompts * 2, np.concatenate(two))
-  per_draw = [summary(prompts, draws[:, c]) for c in range(n)]
+    rows[f"{name} best-of-{half}, 2 seeds"] = judged(prompts, two)
+  per_draw = [judged(prompts, [draws[:, c]]) for c in range(n)]
   rows["mean draw"] = {k: round(float(np.mean([r[k] for r in per_draw])), 3)
                        for k in per_draw[0] if isinstance(per_draw[0][k], (int, float))}
   for name, s in scores.items():
-    rows[f"{name} pick"] = summary(prompts, keep(s.argmax(1)))
-  rows["oracle pick"] = summary(prompts, keep(verdicts.argmax(1)))
+    rows[f"{name} pick"] = judged(prompts, [keep(s.argmax(1))])
+  rows["oracle pick"] = judged(prompts, [keep(verdicts.argmax(1))])
   return rows
 
 

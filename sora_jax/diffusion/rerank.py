@@ -38,6 +38,14 @@ def level_times(levels: int):
   return (jnp.arange(levels, dtype=jnp.float32) + 0.5) / levels
 
 
+def level_noise(cfg, key, k, shape):
+  """The noise of level k: one clip's draw from fold_in(key, k), shared by every row of `shape`
+  [B, ...], so the clips of one prompt are compared on the same draws."""
+  eps = noise_lib.video_noise(jax.random.fold_in(key, k), (1,) + tuple(shape[1:]),
+                              cfg.frame_noise_corr)
+  return jnp.broadcast_to(eps, shape)
+
+
 def denoising_error(model_fn: Callable, cfg, z0, text, t, eps):
   """Mean squared eps-error [B] of the model on z0 noised to unit time t (scalar) with eps.
 
@@ -60,14 +68,12 @@ def gap_scores(model_fn: Callable, cfg, key, z0, cond, others, levels: int):
   over `levels` noise levels: higher = more the prompt's clip. With others = (no text,) it is
   the PMI; with the prompt's other shapes, the shape margin.
 
-  The noise of level k is drawn from fold_in(key, k) for one clip and shared by every row of
-  the batch, so clips of one prompt are compared on the same draws."""
+  Each level's noise is `level_noise`: the same for every clip."""
   texts = jnp.concatenate([cond, *others])
   b, n = z0.shape[0], 1 + len(others)
+  tile = lambda v: jnp.concatenate([v] * n)
   def level(k, total):
-    eps = noise_lib.video_noise(jax.random.fold_in(key, k), (1,) + z0.shape[1:],
-                                cfg.frame_noise_corr)
-    tile = lambda v: jnp.concatenate([jnp.broadcast_to(v, z0.shape)] * n)
+    eps = level_noise(cfg, key, k, z0.shape)
     err = denoising_error(model_fn, cfg, tile(z0), texts, level_times(levels)[k], tile(eps))
     return total + err.reshape(n, b)
   err = jax.lax.fori_loop(0, levels, level, jnp.zeros((n, b), jnp.float32)) / levels
