@@ -164,6 +164,11 @@ def get_config() -> ml_collections.ConfigDict:
   # wall-clock minutes a `sora-jax train` call may take, setup and compile included (0: no limit):
   # past it the run checkpoints and stops like a preemption; calling again resumes it
   c.train.time_limit_minutes = 0.0
+  # wall-clock minutes, from the call's start, to size the schedule to (0: train.steps as given):
+  # the run times steps inside the warmup and sets train.steps to what fits, at most the value
+  # given (train/budget.py); steps_fitted records that it did, so a resumed run keeps that count
+  c.train.fit_minutes = 0.0
+  c.train.steps_fitted = False
   # first frames of this many of the batch's clips also trained as images (T = 1) each step:
   # one model for images and videos; needs model.patch[0] = 1
   c.train.image_batch = 0

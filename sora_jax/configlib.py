@@ -12,7 +12,7 @@ import sys
 import ml_collections
 
 from sora_jax.models import patching
-from sora_jax.train import state
+from sora_jax.train import budget, state
 
 
 def load_file(path: str) -> ml_collections.ConfigDict:
@@ -88,6 +88,7 @@ def validate(config) -> None:
   for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
     if t[name] < 1:
       raise ValueError(f"train.{name}={t[name]}: must be >= 1")
+  budget.check(t.get("fit_minutes", 0.0))
   state.task_of(config)  # raises on an unknown task
   m = config.model
   if m.width % m.num_heads:

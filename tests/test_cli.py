@@ -27,6 +27,7 @@ def run_cli(*args):
     (["--config.train.steps=ten"], "--config.train.steps=ten: expected a int"),
     (["--config.model.patch=(2,4)"], "expected 3 values"),
     (["--config.data.height=36"], "height=36 is not a positive multiple of the patch size 8"),
+    (["--config.train.fit_minutes=-5"], "train.fit_minutes=-5.0; must be >= 0"),
 ])
 def test_train_rejects_bad_config(args, message, tmp_path):
   code, _, err = run_cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *args)

@@ -1,5 +1,5 @@
 """The training loop: set up (or resume) a run, step it, log, checkpoint, stop cleanly on SIGTERM
-or at a time limit."""
+or at a time limit, and size the schedule to a wall-clock budget (budget.py)."""
 
 import dataclasses
 import functools
@@ -20,7 +20,8 @@ from sora_jax.data import latent_cache, pipeline, shapes
 from sora_jax.parallel import mesh as mesh_lib
 from sora_jax.parallel import rules as rules_lib
 from sora_jax.models import latents, patching, vae as vae_lib
-from sora_jax.train import checkpoint, metrics, state as state_lib, step as step_lib, vae_loss
+from sora_jax.train import budget, checkpoint, metrics, state as state_lib, step as step_lib
+from sora_jax.train import vae_loss
 
 
 @dataclasses.dataclass
@@ -37,6 +38,8 @@ class Run:
   ckpt: checkpoint.Checkpointer
   batch_sharding: dict
   frozen: dict  # arrays the loss reads but training leaves alone (a latent DiT's VAE)
+  state_sharding: object
+  loss_fn: object
 
 
 class SigtermFlag:
@@ -63,7 +66,11 @@ class SigtermFlag:
 
 
 def setup(config, workdir) -> Run:
-  """Builds data, mesh and state; restores the latest checkpoint of `workdir` if there is one."""
+  """Builds data, mesh and state; restores the latest checkpoint of `workdir` if there is one
+  (and, for a run fitted to a budget, the steps it was fitted to)."""
+  ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
+  if ckpt.latest_step() is not None:
+    config = budget.resumed(config, ckpt.restore_config())
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
   shapes.build(config.data)
@@ -74,7 +81,6 @@ def setup(config, workdir) -> Run:
   tx = state_lib.optimizer(config)
   with rules_lib.activate(mesh, rules):
     graphdef, state, shardings = state_lib.create_state(config, mesh, rules, tx)
-  ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
   if ckpt.latest_step() is not None:
     abstract = checkpoint.abstract_with_shardings(state, shardings)
     del state  # free the fresh init before the restored copy arrives
@@ -88,7 +94,18 @@ def setup(config, workdir) -> Run:
   step_fn = step_lib.jit_train_step(config, graphdef, tx, shardings, batch_sharding, mesh,
                                     loss_fn=loss_fn)
   return Run(config, workdir, mesh, rules, graphdef, state, step_fn, data, ckpt, batch_sharding,
-             frozen)
+             frozen, shardings, loss_fn)
+
+
+def fit_to(run: Run, steps: int) -> None:
+  """The run's schedule sized to `steps` (budget.py): the step compiled again for it, and the
+  fitted config saved."""
+  run.config = budget.with_steps(run.config, steps)
+  run.step_fn = step_lib.jit_train_step(run.config, run.graphdef, state_lib.optimizer(run.config),
+                                        run.state_sharding, run.batch_sharding, run.mesh,
+                                        loss_fn=run.loss_fn)
+  if jax.process_index() == 0:
+    save_config(run.config, run.workdir)
 
 
 def start_from(state, shardings, workdir, task: str):
@@ -150,19 +167,22 @@ def save_config(config, workdir) -> None:
 def train(config, workdir, *, stop_at: int | None = None, progress: bool = True):
   """Trains to `train.steps` (or to `stop_at`, as a preemption would), resuming if possible.
   With `train.time_limit_minutes` it stops, checkpointed, at the first step past that much wall
-  time since this call began: a demo or a shared machine gets a run that ends on time.
+  time since this call began: a demo or a shared machine gets a run that ends on time. With
+  `train.fit_minutes` it sizes `train.steps` to what that many minutes hold (budget.py).
 
   Returns the final TrainState.
   """
+  started = time.monotonic()
   deadline = time_limit_deadline(config.train.get("time_limit_minutes", 0.0))
+  budget.check(config.train.get("fit_minutes", 0.0))
   run = setup(config, workdir)
   is_main = jax.process_index() == 0
   if is_main:
-    save_config(config, workdir)
+    save_config(run.config, workdir)
   writer = metrics.MetricWriter(workdir) if is_main else None
   try:
     with SigtermFlag() as sigterm:
-      _loop(run, writer, sigterm, stop_at, progress and is_main, deadline)
+      _loop(run, writer, sigterm, stop_at, progress and is_main, deadline, started)
   finally:
     run.ckpt.close()
     if writer:
@@ -208,32 +228,59 @@ def out_of_time(deadline, done: int, log_every: int) -> bool:
   return bool(multihost_utils.broadcast_one_to_all(np.asarray(time.monotonic() >= deadline)))
 
 
-def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool,
-          deadline=None) -> None:
+def _fitter(run: Run, start: int, started: float):
+  """The run's StepFitter, or None when it trains `train.steps` as given or already fitted."""
   cfg = run.config.train
+  if not cfg.get("fit_minutes", 0.0) or cfg.get("steps_fitted", False):
+    return None
+  fitter = budget.StepFitter(cfg, start, started)
+  if fitter.window is None:
+    tqdm.tqdm.write(f"train: no warmup left at step {start} to time; train.fit_minutes ignored, "
+                    f"training to train.steps={cfg.steps}")
+    return None
+  return fitter
+
+
+def _log(writer, bar, done: int, step_metrics, clock) -> tuple[float, int]:
+  """Writes step `done`'s metrics with the steps/s since the last log; the new clock."""
+  row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+  if not math.isfinite(row["loss"]):
+    raise FloatingPointError(f"loss is {row['loss']} at step {done}; lower train.lr or check "
+                             "the data")
+  now = time.perf_counter()
+  row["steps_per_sec"] = (done - clock[1]) / (now - clock[0])
+  if writer:
+    writer.write(done, row)
+  bar.set_postfix(loss=f"{row['loss']:.4f}", steps_s=f"{row['steps_per_sec']:.2f}")
+  return now, done
+
+
+def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool,
+          deadline=None, started=None) -> None:
   start = int(run.state.step)
-  end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+  end = run.config.train.steps if stop_at is None else min(stop_at, run.config.train.steps)
+  fitter = _fitter(run, start, started if started is not None else time.monotonic())
   base_key = jax.random.key(run.config.seed)
-  bar = tqdm.tqdm(total=cfg.steps, initial=start, disable=not show_progress, unit="step",
-                  dynamic_ncols=True, desc="train")
-  clock, clock_step = time.perf_counter(), start
-  for done in range(start + 1, end + 1):
+  bar = tqdm.tqdm(total=run.config.train.steps, initial=start, disable=not show_progress,
+                  unit="step", dynamic_ncols=True, desc="train")
+  clock = (time.perf_counter(), start)  # (time, step) of the last log
+  done = start
+  while done < end:
+    done += 1
     run.state, step_metrics = run.step_fn(run.state, global_batch(run, next(run.data)), base_key,
                                           run.frozen)
     bar.update(1)
+    fitted = fitter.observe(done, run.state) if fitter else None
+    if fitted is not None:
+      fit_to(run, fitted)
+      end, bar.total = min(end, fitted), fitted
+      tqdm.tqdm.write(f"train: {fitted} steps fit train.fit_minutes={run.config.train.fit_minutes}"
+                      f" at {fitter.steps_per_sec:.2f} steps/s")
+    cfg = run.config.train
     timed_out = out_of_time(deadline, done, cfg.log_every)
     last = done == end or timed_out
     if done % cfg.log_every == 0 or last:
-      row = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-      if not math.isfinite(row["loss"]):
-        raise FloatingPointError(f"loss is {row['loss']} at step {done}; lower train.lr or "
-                                 "check the data")
-      now = time.perf_counter()
-      row["steps_per_sec"] = (done - clock_step) / (now - clock)
-      clock, clock_step = now, done
-      if writer:
-        writer.write(done, row)
-      bar.set_postfix(loss=f"{row['loss']:.4f}", steps_s=f"{row['steps_per_sec']:.2f}")
+      clock = _log(writer, bar, done, step_metrics, clock)
     if done % cfg.checkpoint_every == 0 or last or sigterm.raised:
       run.ckpt.save(done, run.state, run.data, run.config.to_dict())
     if timed_out and done < end:
