@@ -63,10 +63,8 @@ def score_draws(gen, prompts, videos, levels: int, seed: int) -> dict:
   length = gen.config.data.text_len + 1
   texts = [tokenizer.encode_batch(prompts, length),
            np.asarray(step_lib.null_text(len(prompts), length))]
-  for others in (captions.other_shapes, other_directions):
-    swapped = [others(p) for p in prompts]
-    texts += [tokenizer.encode_batch([s[k] for s in swapped], length)
-              for k in range(len(swapped[0]))]
+  for swap in (captions.other_shapes, other_directions):
+    texts += pipeline.swapped_tokens(swap, prompts, length)
   err = denoising_errors(gen.params, z0, tuple(jnp.asarray(t) for t in texts),
                          jax.random.key(seed), graphdef=gen.graphdef,
                          cfg=pipeline.sampler_config(gen.config), levels=levels)

@@ -241,7 +241,13 @@ def rival_texts(cfg: sampling.SamplerConfig, prompts, length: int):
   shape margin, the prompts with each other shape word (captions.other_shapes)."""
   if cfg.candidates == 1 or cfg.rerank_score == "pmi":
     return None
-  swapped = [captions.other_shapes(p) for p in prompts]
+  return swapped_tokens(captions.other_shapes, prompts, length)
+
+
+def swapped_tokens(swap, prompts, length: int) -> tuple:
+  """Tokens [len(prompts), length] for each k: prompt p as swap(p)[k] (one word swapped for
+  each of its other values, as captions.other_shapes does)."""
+  swapped = [swap(p) for p in prompts]
   return tuple(tokenizer.encode_batch([s[k] for s in swapped], length)
                for k in range(len(swapped[0])))
 

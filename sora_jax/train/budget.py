@@ -52,8 +52,9 @@ def with_steps(config, steps: int) -> ml_collections.ConfigDict:
 
 
 def resumed(config, saved: dict) -> ml_collections.ConfigDict:
-  """The config a run resumes with: a fitted run keeps the steps its checkpoint was fitted to."""
-  if check(config.train.get("fit_minutes", 0.0)) and saved["train"].get("steps_fitted"):
+  """The config a run asking for a fit resumes with, given its checkpoint's config `saved`: a
+  fitted run keeps the steps it was fitted to; one stopped before its fit fits again."""
+  if saved["train"].get("steps_fitted"):
     return with_steps(config, saved["train"]["steps"])
   return config
 

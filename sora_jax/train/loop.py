@@ -69,7 +69,7 @@ def setup(config, workdir) -> Run:
   """Builds data, mesh and state; restores the latest checkpoint of `workdir` if there is one
   (and, for a run fitted to a budget, the steps it was fitted to)."""
   ckpt = checkpoint.Checkpointer(workdir, max_to_keep=config.train.max_to_keep)
-  if ckpt.latest_step() is not None:
+  if config.train.get("fit_minutes", 0.0) and ckpt.latest_step() is not None:
     config = budget.resumed(config, ckpt.restore_config())
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = rules_lib.as_rules(config.mesh.rules)
@@ -255,11 +255,11 @@ def _log(writer, bar, done: int, step_metrics, clock) -> tuple[float, int]:
   return now, done
 
 
-def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool,
-          deadline=None, started=None) -> None:
+def _loop(run: Run, writer, sigterm: SigtermFlag, stop_at, show_progress: bool, deadline,
+          started: float) -> None:
   start = int(run.state.step)
   end = run.config.train.steps if stop_at is None else min(stop_at, run.config.train.steps)
-  fitter = _fitter(run, start, started if started is not None else time.monotonic())
+  fitter = _fitter(run, start, started)
   base_key = jax.random.key(run.config.seed)
   bar = tqdm.tqdm(total=run.config.train.steps, initial=start, disable=not show_progress,
                   unit="step", dynamic_ncols=True, desc="train")
