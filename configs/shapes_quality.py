@@ -24,7 +24,10 @@ def get_config():
   # limit stops it, checkpointed, at 44.5 if the machine slows after the fit. At 43 and 45 the
   # run fitted 9,328 steps at 3.64 steps/s, ran 3.0-3.6 after, and was stopped at 9,076, the
   # command taking 45:05 (experiments/STUDIES.md, "Training sized to the machine").
-  c.train.steps = 10_800
+  c.train.steps = 16_000
+  # bfloat16 matmul operands, float32 accumulation (models/precision.py): 0.175 s a step against
+  # 0.282 in one process on 2026-12-05 (experiments/step_time.py), so the budget buys ~1.6x the steps.
+  c.model.matmul_dtype = "bfloat16"
   c.train.fit_minutes = 42.0
   c.train.time_limit_minutes = 44.5
   return c

@@ -11,7 +11,7 @@ import sys
 
 import ml_collections
 
-from sora_jax.models import patching
+from sora_jax.models import patching, precision
 from sora_jax.train import budget, state
 
 
@@ -91,6 +91,7 @@ def validate(config) -> None:
   budget.check(t.get("fit_minutes", 0.0))
   state.task_of(config)  # raises on an unknown task
   m = config.model
+  precision.check(m.get("matmul_dtype", "float32"))
   if m.width % m.num_heads:
     raise ValueError(f"model.width={m.width} is not divisible by model.num_heads={m.num_heads}")
   if config.task == "dit" and not m.vae_workdir:  # a latent DiT's grid is checked at setup

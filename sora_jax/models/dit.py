@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sora_jax.diffusion import known_frames, self_condition
-from sora_jax.models import layers, long_skips, patching, pixel_head, rope, routing
+from sora_jax.models import layers, long_skips, patching, pixel_head, precision, rope, routing
 from sora_jax.models.text import TextEncoder
 from sora_jax.parallel.rules import constrain
 
@@ -93,6 +93,9 @@ class VideoDiT(nnx.Module):
                               rngs, zero=True, **kw)
     # convs at full resolution after unpatchify (pixel_head.py): sharp edges inside a patch
     self.pixel_head = pixel_head.from_config(cfg, in_channels, dim, rngs=rngs, **kw)
+    # bfloat16 operands in every dense layer when asked (models/precision.py); checkpoints from
+    # before the key multiplied in float32
+    precision.apply(self, cfg.get("matmul_dtype", "float32"))
 
   def __call__(self, x, t, text, known=None, mask=None, estimate=None, route_key=None):
     """known [B, T, H, W, C] / mask [B, T]: frames given clean (see diffusion.known_frames).
