@@ -76,8 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"  # matmul / activation dtype
   c.model.param_dtype = "float32"
   # dense layers' matmul operands: float32 | bfloat16 (products accumulated in float32, as a
-  # TPU's default precision does; 1.34x the steps a second of configs/shapes_quality.py on this
-  # CPU's AMX units; models/precision.py)
+  # TPU's default precision does; 1.6-1.7x the steps a second of configs/shapes_quality.py on
+  # this CPU's AMX units; models/precision.py)
   c.model.matmul_dtype = "float32"
   c.model.remat = False
   # self-attention: full | ulysses (sequence parallel over mesh.sequence: all-to-all over heads)

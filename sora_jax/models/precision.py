@@ -72,13 +72,10 @@ def bf16_dot_general(x, w, dimension_numbers, precision=None, preferred_element_
   return bf16_matmul(x, w).astype(x.dtype)
 
 
-def apply(model: nnx.Module, matmul_dtype: str) -> int:
-  """Sets every nnx.Linear of `model` to multiply in `matmul_dtype`; returns how many it set."""
+def apply(model: nnx.Module, matmul_dtype: str) -> None:
+  """Sets every nnx.Linear of `model` to multiply in `matmul_dtype`."""
   if check(matmul_dtype) == "float32":
-    return 0
-  count = 0
+    return
   for _, module in nnx.iter_modules(model):
     if isinstance(module, nnx.Linear):
       module.dot_general = bf16_dot_general
-      count += 1
-  return count

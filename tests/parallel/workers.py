@@ -44,15 +44,17 @@ ATTENTION_MESHES = {  # Ulysses attention vs full attention
     "data2_tensor2_sequence2": dict(data=2, tensor=2, sequence=2),
 }
 ULYSSES_MESH = dict(fsdp=4, sequence=2)  # trains the tiny model with model.attention="ulysses"
+BF16_MESH = dict(data=2, fsdp=2, tensor=2)  # trains with model.matmul_dtype="bfloat16"
 
 
-def config(data_dir, **mesh):
+def config(data_dir, matmul_dtype="float32", **mesh):
   """The tiny config with a batch of 8, so batch, width (48), heads (2) and tokens (8) divide
   every mesh axis. train.steps is large and fixed: the CLI test runs (and stops) this same
   program, so it finds the compiled step in the shared persistent cache."""
   c = tiny_config(data_dir)
   c.train.batch_size, c.train.steps = 8, 1000
   c.train.log_every, c.train.checkpoint_every = 1, 1000
+  c.model.matmul_dtype = matmul_dtype
   for axis in ("data", "fsdp", "tensor", "sequence"):
     c.mesh[axis] = mesh.get(axis, 1)
   return c
@@ -147,6 +149,7 @@ def meshes(out, data_dir) -> dict:
     results[name] = res
   results["restored"] = continue_from_checkpoint(
       config(data_dir, **RESTORED), results[SAVED]["workdir"], out, "restored")
+  results["bf16"] = plain_run(out, data_dir, "bf16", "bfloat16", **BF16_MESH)
   results["context"] = context(out, data_dir)  # same devices: one worker start instead of two
   return results
 
@@ -164,12 +167,12 @@ class SideBySide:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def reference(out, data_dir) -> dict:
-  """STEPS steps of the tiny config on 1 device; parameters to OUT/reference.npz."""
-  run = loop.setup(config(data_dir), os.path.join(out, "reference"))
+def plain_run(out, data_dir, name, matmul_dtype="float32", **mesh) -> dict:
+  """STEPS steps of the tiny config on `mesh` (default: 1 device); parameters to OUT/NAME.npz."""
+  run = loop.setup(config(data_dir, matmul_dtype, **mesh), os.path.join(out, name))
   res = train_steps(run, STEPS, CompileCounter())
   del res["first_batch"]
-  save_params(out, "reference", run.state.params)
+  save_params(out, name, run.state.params)
   run.ckpt.close()
   return res
 
@@ -177,7 +180,8 @@ def reference(out, data_dir) -> dict:
 def one_device(out, data_dir, checkpoint_workdir) -> dict:
   """The 1-device reference, the data=8 checkpoint resumed on 1 device, and the reference for
   the two-process run (same program, the two process shards' data side by side)."""
-  results = {"reference": reference(out, data_dir)}
+  results = {"reference": plain_run(out, data_dir, "reference"),
+             "bf16_reference": plain_run(out, data_dir, "bf16_reference", "bfloat16")}
   results["restored"] = continue_from_checkpoint(config(data_dir), checkpoint_workdir, out,
                                                  "restored_1dev")
   cfg = config(data_dir)
