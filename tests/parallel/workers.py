@@ -5,8 +5,6 @@ and the pytest process already holds one device, so every multi-device run happe
 
   python -m tests.parallel.workers meshes OUT DATA_DIR              # 8 devices
   python -m tests.parallel.workers one_device OUT DATA_DIR CKPT     # 1 device
-  python -m tests.parallel.workers reference OUT DATA_DIR           # 1 device
-  python -m tests.parallel.workers context OUT DATA_DIR             # 8 devices
   python -m tests.parallel.workers process OUT DATA_DIR PORT ID     # 2 devices, one of 2 processes
 
 Each writes OUT/<name>.json (losses, shardings, hashes) and OUT/<name>.npz (parameters).
@@ -178,8 +176,9 @@ def plain_run(out, data_dir, name, matmul_dtype="float32", **mesh) -> dict:
 
 
 def one_device(out, data_dir, checkpoint_workdir) -> dict:
-  """The 1-device reference, the data=8 checkpoint resumed on 1 device, and the reference for
-  the two-process run (same program, the two process shards' data side by side)."""
+  """The 1-device references (float32 and bfloat16 matmuls), the data=8 checkpoint resumed on 1
+  device, and the reference for the two-process run (same program, the two process shards' data
+  side by side)."""
   results = {"reference": plain_run(out, data_dir, "reference"),
              "bf16_reference": plain_run(out, data_dir, "bf16_reference", "bfloat16")}
   results["restored"] = continue_from_checkpoint(config(data_dir), checkpoint_workdir, out,
