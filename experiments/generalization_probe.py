@@ -35,16 +35,16 @@ def clips(config, start: int, count: int):
   d = config.data
   videos, texts = [], []
   for index in range(start, start + count):
-    rng = np.random.default_rng([shapes.SEED, shapes.SPLIT_IDS["train"], index])
-    video, _, caption = shapes.make_clip(rng, frames=d.frames, height=d.height, width=d.width,
-                                         max_objects=d.get("max_objects", 1), held_out=False)
+    video, _, caption = shapes.clip_at("train", index, frames=d.frames, height=d.height,
+                                       width=d.width, max_objects=d.get("max_objects", 1))
     videos.append(video)
     texts.append(caption["plain"])
   return data_pipeline.to_unit_range(np.stack(videos)), texts
 
 
-def mean_loss(gen, z0, text, draws: int) -> float:
-  """The objective's mean over clips and `draws` noise draws (keys fixed per batch position)."""
+def objective(gen):
+  """The jitted training objective of `gen`'s model (captions kept, no known frames); one compile
+  serves every checkpoint of the run."""
   cfg = dataclasses.replace(step_lib.StepConfig.from_config(gen.config, gen.latent),
                             caption_dropout=0.0, known_frames_prob=0.0)
 
@@ -53,29 +53,40 @@ def mean_loss(gen, z0, text, draws: int) -> float:
     model = nnx.merge(gen.graphdef, params)
     return jnp.mean(step_lib.denoising_errors(model, z, t, key, cfg).weighted)
 
+  return loss
+
+
+def mean_loss(loss, params, z0, text, draws: int) -> float:
+  """The objective's mean over clips and `draws` noise draws (keys fixed per batch position)."""
   total = []
   for draw in range(draws):
     for i in range(0, len(z0), BATCH):
       key = jax.random.key(1000 * draw + i)
-      total.append(float(loss(gen.params, z0[i:i + BATCH], text[i:i + BATCH], key)))
+      total.append(float(loss(params, z0[i:i + BATCH], text[i:i + BATCH], key)))
   return float(np.mean(total))
 
 
-def probe(workdir, steps, count: int, draws: int) -> dict:
-  gen = pipeline.load(workdir, step=steps[0])
+def encoded_sets(gen, count: int) -> dict:
+  """{"train" | "fresh": (latents, tokens)} of `count` clips each, encoded by `gen`'s VAE."""
   config = gen.config
   encode = jax.jit(lambda v: gen.latent.encode(gen.frozen, v))
-  length = config.data.text_len + 1
   sets = {}
   for name, start in (("train", 0), ("fresh", int(config.data.num_train))):
     videos, texts = clips(config, start, count)
     z = np.concatenate([np.asarray(encode(videos[i:i + BATCH]))
                         for i in range(0, count, BATCH)])
-    sets[name] = (z, np.asarray(tokenizer.encode_batch(texts, length)))
-  rows = []
+    sets[name] = (z, np.asarray(tokenizer.encode_batch(texts, config.data.text_len + 1)))
+  return sets
+
+
+def probe(workdir, steps, count: int, draws: int) -> dict:
+  rows, sets, loss = [], None, None
   for step in steps:
     gen = pipeline.load(workdir, step=step)
-    row = {"step": gen.step, **{name: mean_loss(gen, z, t, draws) for name, (z, t) in sets.items()}}
+    if sets is None:  # the VAE and the model's graph are the run's, the same at every checkpoint
+      sets, loss = encoded_sets(gen, count), objective(gen)
+    row = {"step": gen.step,
+           **{name: mean_loss(loss, gen.params, z, t, draws) for name, (z, t) in sets.items()}}
     row["gap"] = row["fresh"] - row["train"]
     print(f"step {row['step']:6d}  train {row['train']:.4f}  fresh {row['fresh']:.4f}  "
           f"gap {row['gap']:+.4f} ({100 * row['gap'] / row['train']:+.1f}%)", flush=True)

@@ -253,10 +253,8 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     c = self.builder_config
     count = c.num_train if split == "train" else c.num_test
     for index in range(count):
-      rng = np.random.default_rng([SEED, SPLIT_IDS[split], index])
-      video, objects, texts = make_clip(
-          rng, frames=c.frames, height=c.height, width=c.width,
-          max_objects=c.max_objects, held_out=split == "test")
+      video, objects, texts = clip_at(split, index, frames=c.frames, height=c.height,
+                                      width=c.width, max_objects=c.max_objects)
       example = {"index": index, "video": video,
                  **{f"caption_{r}": t for r, t in texts.items()},
                  **pack_objects(objects, c.frames, c.max_objects)}
@@ -266,6 +264,15 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
 def data_dir(data_cfg) -> str:
   """`data.data_dir` as an absolute path (relative ones resolve against the cwd)."""
   return os.path.abspath(os.path.expanduser(data_cfg.data_dir))
+
+
+def clip_at(split: str, index: int, *, frames: int, height: int, width: int,
+            max_objects: int):
+  """Example `index` of `split` as `make_clip` returns it; past the split's size, a fresh clip of
+  the same world (each index draws from its own seed)."""
+  rng = np.random.default_rng([SEED, SPLIT_IDS[split], index])
+  return make_clip(rng, frames=frames, height=height, width=width, max_objects=max_objects,
+                   held_out=split == "test")
 
 
 def builder_from_config(data_cfg) -> Shapes:
